@@ -1,0 +1,213 @@
+//! Semantic checks that serde cannot express: ranges, probabilities, divisibility. Each failure
+//! names the field by its dotted path.
+
+use crate::*;
+
+type Check = Result<(), (String, String)>;
+
+fn fail(field: &str, msg: impl Into<String>) -> Check {
+    Err((field.to_string(), msg.into()))
+}
+
+fn prob(field: &str, p: f32) -> Check {
+    if !(0.0..=1.0).contains(&p) {
+        return fail(field, format!("{p} is not a probability in [0, 1]"));
+    }
+    Ok(())
+}
+
+fn range(field: &str, r: (f32, f32), lo: f32, hi: f32) -> Check {
+    if !(r.0 <= r.1 && r.0 >= lo && r.1 <= hi) {
+        return fail(
+            field,
+            format!(
+                "({}, {}) must be an ordered range within [{lo}, {hi}]",
+                r.0, r.1
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn positive(field: &str, v: usize) -> Check {
+    if v == 0 {
+        return fail(field, "must be at least 1");
+    }
+    Ok(())
+}
+
+fn view(prefix: &str, v: &ViewAugment) -> Check {
+    let f = |s: &str| format!("{prefix}.{s}");
+    if v.size < 16 {
+        return fail(&f("size"), format!("{} px is too small for a view", v.size));
+    }
+    range(&f("scale"), v.scale, 1e-4, 1.0)?;
+    if !(v.ratio.0 > 0.0 && v.ratio.0 <= v.ratio.1) {
+        return fail(
+            &f("ratio"),
+            "must be an ordered range of positive aspect ratios",
+        );
+    }
+    prob(&f("color_jitter.p"), v.color_jitter.p)?;
+    for (name, x) in [
+        ("brightness", v.color_jitter.brightness),
+        ("contrast", v.color_jitter.contrast),
+        ("saturation", v.color_jitter.saturation),
+    ] {
+        if !(0.0..=1.0).contains(&x) {
+            return fail(
+                &f(&format!("color_jitter.{name}")),
+                format!("{x} must lie in [0, 1]"),
+            );
+        }
+    }
+    if !(0.0..=0.5).contains(&v.color_jitter.hue) {
+        return fail(&f("color_jitter.hue"), "must lie in [0, 0.5]");
+    }
+    prob(&f("grayscale_p"), v.grayscale_p)?;
+    prob(&f("blur_p"), v.blur_p)?;
+    range(&f("blur_sigma"), v.blur_sigma, 0.0, 50.0)?;
+    prob(&f("solarize_p"), v.solarize_p)?;
+    prob(&f("flip_p"), v.flip_p)
+}
+
+fn moco(prefix: &str, m: &MocoV2Config) -> Check {
+    view(&format!("{prefix}.view"), &m.view)?;
+    positive(&format!("{prefix}.proj_dim"), m.proj_dim)?;
+    positive(&format!("{prefix}.queue_size"), m.queue_size)?;
+    if m.temperature <= 0.0 {
+        return fail(&format!("{prefix}.temperature"), "must be positive");
+    }
+    prob(&format!("{prefix}.momentum"), m.momentum)?;
+    if let KeyBatchNorm::ShuffledSubBatches(n) = m.key_bn {
+        positive(&format!("{prefix}.key_bn"), n)?;
+    }
+    Ok(())
+}
+
+impl RunConfig {
+    pub(crate) fn validate(&self) -> Check {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return fail(
+                "name",
+                "must be non-empty ASCII letters, digits, '-', '_' or '.'",
+            );
+        }
+        let l = &self.loader;
+        positive("loader.workers", l.workers)?;
+        positive("loader.ring_slots", l.ring_slots)?;
+        positive("loader.batch_size", l.batch_size)?;
+        positive("loader.world_size", l.world_size)?;
+        if l.rank >= l.world_size {
+            return fail(
+                "loader.rank",
+                format!("rank {} must be below world_size {}", l.rank, l.world_size),
+            );
+        }
+        if l.max_decoded_pixels < 64 * 64 {
+            return fail("loader.max_decoded_pixels", "is below a 64×64 image");
+        }
+        match &self.method {
+            MethodConfig::MocoV2(m) => moco("method", m)?,
+            MethodConfig::DenseCl(d) => {
+                moco("method.moco", &d.moco)?;
+                prob("method.dense_weight", d.dense_weight)?;
+            }
+            MethodConfig::Soco(s) => {
+                range("method.crop_scale_min", (s.crop_scale_min, 1.0), 1e-3, 1.0)?;
+                positive("method.boxes_per_view", s.boxes_per_view)?;
+                positive("method.max_tries", s.max_tries)?;
+                prob("method.box_jitter_p", s.box_jitter_p)?;
+                let (a, b, c) = s.fpn_level_limits;
+                if !(0.0 < a && a < b && b < c) {
+                    return fail("method.fpn_level_limits", "must be increasing and positive");
+                }
+                view("method.view1_color", &s.view1_color)?;
+                view("method.view2_color", &s.view2_color)?;
+                prob("method.cutout_p", s.cutout_p)?;
+                prob("method.momentum_base", s.momentum_base)?;
+            }
+            MethodConfig::Cp2(c) => {
+                view("method.view", &c.view)?;
+                range("method.paste_area", c.paste_area, 0.01, 1.0)?;
+                if !(c.paste_ratio.0 > 0.0 && c.paste_ratio.0 <= c.paste_ratio.1) {
+                    return fail(
+                        "method.paste_ratio",
+                        "must be an ordered range of positive aspect ratios",
+                    );
+                }
+                if ![8, 16, 32].contains(&c.output_stride) {
+                    return fail("method.output_stride", "must be 8, 16 or 32");
+                }
+                if c.view.size % c.output_stride != 0 {
+                    return fail(
+                        "method.output_stride",
+                        format!(
+                            "view size {} is not a multiple of {}",
+                            c.view.size, c.output_stride
+                        ),
+                    );
+                }
+                prob("method.momentum", c.momentum)?;
+            }
+            MethodConfig::PatchRotation(p) => {
+                view("method.view", &p.view)?;
+                positive("method.grid", p.grid)?;
+                if p.view.size % p.grid != 0 {
+                    return fail(
+                        "method.grid",
+                        format!("view size {} is not divisible by {}", p.view.size, p.grid),
+                    );
+                }
+            }
+            MethodConfig::PatchMoco(p) => {
+                moco("method.moco", &p.moco)?;
+                positive("method.cell_stride", p.cell_stride)?;
+                if p.moco.view.size % p.cell_stride != 0 {
+                    return fail("method.cell_stride", "must divide the view size");
+                }
+            }
+        }
+        let t = &self.trainer;
+        positive("trainer.epochs", t.epochs)?;
+        positive("trainer.base_batch_size", t.base_batch_size)?;
+        positive("trainer.checkpoint_every", t.checkpoint_every)?;
+        match t.optimizer {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            }
+            | Optimizer::Lars {
+                lr,
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                if !(lr > 0.0 && lr.is_finite()) {
+                    return fail("trainer.optimizer.lr", "must be positive");
+                }
+                if !(0.0..1.0).contains(&momentum) {
+                    return fail("trainer.optimizer.momentum", "must lie in [0, 1)");
+                }
+                if weight_decay < 0.0 {
+                    return fail("trainer.optimizer.weight_decay", "must not be negative");
+                }
+            }
+        }
+        if let Some(e) = &self.eval {
+            positive("eval.num_classes", e.num_classes)?;
+            positive("eval.batch_size", e.batch_size)?;
+            positive("eval.iterations", e.iterations)?;
+            if ![8, 16, 32].contains(&e.output_stride) {
+                return fail("eval.output_stride", "must be 8, 16 or 32");
+            }
+        }
+        Ok(())
+    }
+}

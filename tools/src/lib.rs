@@ -1,0 +1,1 @@
+//! Shared helpers of the command-line tools (each tool is a thin binary under src/bin).
