@@ -326,7 +326,13 @@ impl Segment {
         if let Ok(m) = std::fs::symlink_metadata(path) {
             if (m.dev(), m.ino()) == ours {
                 tracing::warn!(segment = %path.display(), pid, "reclaiming stale segment left by a crashed run");
-                std::fs::remove_file(path).map_err(|e| ShmError::io(path, "unlink stale", e))?;
+                match std::fs::remove_file(path) {
+                    // A consumer of this run may clear the same leftovers at the same moment.
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(ShmError::io(path, "unlink stale", e))
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(())
