@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Build tools for the vendored libjpeg-turbo (turbojpeg crate): cmake and nasm.
+APT_PACKAGES="cmake nasm ${APT_PACKAGES:-}"
 need_apt=()
-# System libraries the crates link against (see README, "Setup").
-for pkg in ${APT_PACKAGES:-}; do
+for pkg in $APT_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -17,3 +18,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+
+# Python side (reference pipelines for benchmarks, fixture regeneration): only when asked.
+if [ "${1:-}" = "--python" ] || [ "${SETUP_PYTHON:-0}" = "1" ]; then
+    if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import PIL, numpy" 2>/dev/null; then
+        echo "setup: creating .venv with Pillow and numpy" >&2
+        python3 -m venv .venv
+        .venv/bin/pip install -q -r tests/reference/requirements.txt
+    fi
+fi

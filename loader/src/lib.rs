@@ -1,2 +1,7 @@
-//! The loader daemon: datasets, decoding, augmentation, per-method views, the worker pool and the
-//! ring writer. Built up by the loader issue; for now the crate only fixes its place in the workspace.
+//! The loader: datasets, decoding, augmentation ops, per-method views, the deterministic worker
+//! pool and the ring writer. The `loader` binary is a thin daemon over [`daemon::run`].
+
+pub mod decode;
+pub mod image;
+pub mod ops;
+pub mod rng;

@@ -1,0 +1,222 @@
+//! Colour ops with Pillow's arithmetic, as torchvision applies them to PIL images:
+//! `ImageEnhance` blends (float, truncated to 8 bits), ITU-R 601 luma `L = (19595 R + 38470 G +
+//! 7471 B + 2^15) >> 16`, hue shifts through Pillow's 8-bit HSV, `ImageOps.solarize`.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::crop::uniform;
+
+/// Pillow's RGB → L.
+#[inline]
+pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// `Image.blend(degenerate, image, alpha)`: `deg + alpha·(x − deg)`, truncated, clipped when
+/// extrapolating (alpha outside [0, 1]).
+#[inline]
+fn blend(deg: u8, x: u8, alpha: f32) -> u8 {
+    let v = deg as f32 + alpha * (x as f32 - deg as f32);
+    if (0.0..=1.0).contains(&alpha) {
+        v as u8
+    } else if v <= 0.0 {
+        0
+    } else if v >= 255.0 {
+        255
+    } else {
+        v as u8
+    }
+}
+
+pub fn adjust_brightness(data: &mut [u8], factor: f32) {
+    for v in data.iter_mut() {
+        *v = blend(0, *v, factor);
+    }
+}
+
+pub fn adjust_contrast(data: &mut [u8], factor: f32) {
+    let n = (data.len() / 3).max(1);
+    let sum: u64 = data
+        .chunks_exact(3)
+        .map(|p| luma(p[0], p[1], p[2]) as u64)
+        .sum();
+    // ImageStat mean of the L image, rounded half up.
+    let mean = (sum as f64 / n as f64 + 0.5) as u8;
+    for v in data.iter_mut() {
+        *v = blend(mean, *v, factor);
+    }
+}
+
+pub fn adjust_saturation(data: &mut [u8], factor: f32) {
+    for p in data.chunks_exact_mut(3) {
+        let l = luma(p[0], p[1], p[2]);
+        p[0] = blend(l, p[0], factor);
+        p[1] = blend(l, p[1], factor);
+        p[2] = blend(l, p[2], factor);
+    }
+}
+
+/// Pillow's 8-bit RGB → HSV.
+#[inline]
+fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
+    let maxc = r.max(g).max(b);
+    let minc = r.min(g).min(b);
+    if maxc == minc {
+        return (0, 0, maxc);
+    }
+    let cr = (maxc - minc) as f32;
+    let s = cr / maxc as f32;
+    let rc = (maxc - r) as f32 / cr;
+    let gc = (maxc - g) as f32 / cr;
+    let bc = (maxc - b) as f32 / cr;
+    let h = if r == maxc {
+        bc - gc
+    } else if g == maxc {
+        2.0 + rc - bc
+    } else {
+        4.0 + gc - rc
+    };
+    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let uh = ((h * 255.0) as i32).clamp(0, 255) as u8;
+    let us = ((s * 255.0) as i32).clamp(0, 255) as u8;
+    (uh, us, maxc)
+}
+
+/// Pillow's 8-bit HSV → RGB.
+#[inline]
+fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
+    if s == 0 {
+        return (v, v, v);
+    }
+    let hf = h as f32 * 6.0 / 255.0;
+    let i = hf.floor() as i32;
+    let f = hf - i as f32;
+    let fs = s as f32 / 255.0;
+    let vf = v as f32;
+    let c8 = |x: f32| (x.round() as i32).clamp(0, 255) as u8;
+    let p = c8(vf * (1.0 - fs));
+    let q = c8(vf * (1.0 - fs * f));
+    let t = c8(vf * (1.0 - fs * (1.0 - f)));
+    match i.rem_euclid(6) {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    }
+}
+
+/// torchvision `adjust_hue` on PIL: shift the 8-bit hue by `uint8(hue_factor · 255)` with wrap.
+pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
+    // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
+    let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
+    for p in data.chunks_exact_mut(3) {
+        let (h, s, v) = rgb_to_hsv(p[0], p[1], p[2]);
+        let (r, g, b) = hsv_to_rgb(h.wrapping_add(shift), s, v);
+        p[0] = r;
+        p[1] = g;
+        p[2] = b;
+    }
+}
+
+/// `img.convert("L")` replicated into three channels.
+pub fn grayscale(data: &mut [u8]) {
+    for p in data.chunks_exact_mut(3) {
+        let l = luma(p[0], p[1], p[2]);
+        p.fill(l);
+    }
+}
+
+/// `ImageOps.solarize`: values at or above the threshold are inverted.
+pub fn solarize(data: &mut [u8], threshold: u8) {
+    for v in data.iter_mut() {
+        if *v >= threshold {
+            *v = 255 - *v;
+        }
+    }
+}
+
+/// One draw of torchvision's ColorJitter: the order of the four ops and their factors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterParams {
+    /// 0 brightness, 1 contrast, 2 saturation, 3 hue.
+    pub order: [u8; 4],
+    pub brightness: f32,
+    pub contrast: f32,
+    pub saturation: f32,
+    pub hue: f32,
+}
+
+impl JitterParams {
+    pub fn draw(rng: &mut impl Rng, cfg: &config::ColorJitter) -> JitterParams {
+        let mut order = [0u8, 1, 2, 3];
+        order.shuffle(rng);
+        let f =
+            |rng: &mut _, x: f32| uniform(rng, (1.0 - x).max(0.0) as f64, (1.0 + x) as f64) as f32;
+        let brightness = f(rng, cfg.brightness);
+        let contrast = f(rng, cfg.contrast);
+        let saturation = f(rng, cfg.saturation);
+        let hue = uniform(rng, -cfg.hue as f64, cfg.hue as f64) as f32;
+        JitterParams {
+            order,
+            brightness,
+            contrast,
+            saturation,
+            hue,
+        }
+    }
+
+    pub fn apply(&self, data: &mut [u8]) {
+        for op in self.order {
+            match op {
+                0 => adjust_brightness(data, self.brightness),
+                1 => adjust_contrast(data, self.contrast),
+                2 => adjust_saturation(data, self.saturation),
+                _ => adjust_hue(data, self.hue),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsv_round_trip_is_close() {
+        for r in (0..=255).step_by(17) {
+            for g in (0..=255).step_by(17) {
+                for b in (0..=255).step_by(17) {
+                    let (h, s, v) = rgb_to_hsv(r, g, b);
+                    let (r2, g2, b2) = hsv_to_rgb(h, s, v);
+                    for (x, y) in [(r, r2), (g, g2), (b, b2)] {
+                        assert!(
+                            (x as i32 - y as i32).abs() <= 3,
+                            "{r} {g} {b} -> {r2} {g2} {b2}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identity_factors_change_nothing() {
+        let orig: Vec<u8> = (0..300).map(|i| (i * 7 % 256) as u8).collect();
+        let mut d = orig.clone();
+        adjust_brightness(&mut d, 1.0);
+        adjust_saturation(&mut d, 1.0);
+        adjust_contrast(&mut d, 1.0);
+        assert_eq!(d, orig);
+    }
+
+    #[test]
+    fn luma_matches_itu_601() {
+        assert_eq!(luma(255, 255, 255), 255);
+        assert_eq!(luma(255, 0, 0), 76);
+        assert_eq!(luma(0, 255, 0), 150);
+        assert_eq!(luma(0, 0, 255), 29);
+    }
+}

@@ -1,0 +1,186 @@
+//! Antialiased bilinear resampling, as Pillow's `Image.resize(size, BILINEAR, box)` computes it
+//! (torchvision's `resized_crop` on PIL images calls exactly this): a triangle filter whose support
+//! widens with the downscale factor, fixed-point coefficients with 22 fractional bits, a horizontal
+//! pass over only the rows the vertical pass needs, clipping to 8 bits between the passes.
+
+use crate::image::ImageView;
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per-output-pixel tap ranges and fixed-point weights along one axis.
+#[derive(Debug, Default, Clone)]
+struct Taps {
+    /// First input index and tap count per output index.
+    bounds: Vec<(usize, usize)>,
+    /// `ksize` weights per output index.
+    weights: Vec<i32>,
+    ksize: usize,
+    /// Float weights of one output index before normalisation (kept to avoid reallocating).
+    scratch: Vec<f64>,
+}
+
+impl Taps {
+    fn compute(&mut self, in_size: usize, in0: f64, in1: f64, out_size: usize) {
+        let scale = (in1 - in0) / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filterscale; // bilinear support 1.0 × filterscale
+        let ksize = support.ceil() as usize * 2 + 1;
+        self.ksize = ksize;
+        self.bounds.clear();
+        self.weights.clear();
+        self.weights.resize(out_size * ksize, 0);
+        let mut k = std::mem::take(&mut self.scratch);
+        k.clear();
+        k.resize(ksize, 0.0);
+        let ss = 1.0 / filterscale;
+        for xx in 0..out_size {
+            let center = in0 + (xx as f64 + 0.5) * scale;
+            // C's (int) cast truncates toward zero; the values are clamped right after.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let n = xmax.saturating_sub(xmin);
+            let mut ww = 0.0;
+            for (x, kx) in k.iter_mut().enumerate().take(n) {
+                let t = ((x + xmin) as f64 - center + 0.5) * ss;
+                let w = if t.abs() < 1.0 { 1.0 - t.abs() } else { 0.0 };
+                *kx = w;
+                ww += w;
+            }
+            let out = &mut self.weights[xx * ksize..(xx + 1) * ksize];
+            for x in 0..n {
+                let w = if ww != 0.0 { k[x] / ww } else { k[x] };
+                let f = w * (1u32 << PRECISION_BITS) as f64;
+                out[x] = if w < 0.0 {
+                    (-0.5 + f) as i32
+                } else {
+                    (0.5 + f) as i32
+                };
+            }
+            self.bounds.push((xmin, n));
+        }
+        self.scratch = k;
+    }
+}
+
+#[inline]
+fn clip8(acc: i32) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Reusable buffers of the resampler (one per worker).
+#[derive(Debug, Default)]
+pub struct Resizer {
+    horiz: Taps,
+    vert: Taps,
+    tmp: Vec<u8>,
+    acc: Vec<i32>,
+}
+
+impl Resizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resamples the `box_` (x0, y0, x1, y1, in `src` pixels, may be fractional) of `src` to
+    /// `out_w × out_h`, writing packed RGB into `dst`. Filter taps never read outside `src`, so
+    /// passing the crop as `src` with the box (0, 0, w, h) equals torchvision's crop-then-resize.
+    pub fn resize(
+        &mut self,
+        src: ImageView,
+        box_: [f64; 4],
+        out_w: usize,
+        out_h: usize,
+        dst: &mut [u8],
+    ) {
+        assert_eq!(dst.len(), out_w * out_h * 3, "destination size");
+        let [x0, y0, x1, y1] = box_;
+        let need_h = out_w != src.width || x0 != 0.0 || x1 != src.width as f64;
+        let need_v = out_h != src.height || y0 != 0.0 || y1 != src.height as f64;
+        self.horiz.compute(src.width, x0, x1, out_w);
+        self.vert.compute(src.height, y0, y1, out_h);
+
+        if !need_h && !need_v {
+            for y in 0..out_h {
+                dst[y * out_w * 3..(y + 1) * out_w * 3].copy_from_slice(src.row(y));
+            }
+            return;
+        }
+        if !need_h {
+            return vertical(src, &self.vert, 0, out_w, out_h, dst, &mut self.acc);
+        }
+        // Rows the vertical pass will read.
+        let first = self.vert.bounds[0].0;
+        let last = self
+            .vert
+            .bounds
+            .iter()
+            .map(|&(s, n)| s + n)
+            .max()
+            .unwrap_or(first);
+        let rows = if need_v { last - first } else { out_h };
+        let first = if need_v { first } else { 0 };
+        self.tmp.resize(out_w * rows * 3, 0);
+        let ks = self.horiz.ksize;
+        for r in 0..rows {
+            let row = src.row(first + r);
+            let out = &mut self.tmp[r * out_w * 3..(r + 1) * out_w * 3];
+            for (xx, px) in out.chunks_exact_mut(3).enumerate() {
+                let (xmin, n) = self.horiz.bounds[xx];
+                let k = &self.horiz.weights[xx * ks..xx * ks + n];
+                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+                for (i, &w) in k.iter().enumerate() {
+                    let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
+                    acc[0] += p[0] as i32 * w;
+                    acc[1] += p[1] as i32 * w;
+                    acc[2] += p[2] as i32 * w;
+                }
+                px[0] = clip8(acc[0]);
+                px[1] = clip8(acc[1]);
+                px[2] = clip8(acc[2]);
+            }
+        }
+        let tmp = ImageView {
+            data: &self.tmp,
+            width: out_w,
+            height: rows,
+            stride: out_w * 3,
+        };
+        if need_v {
+            vertical(tmp, &self.vert, first, out_w, out_h, dst, &mut self.acc);
+        } else {
+            dst.copy_from_slice(&self.tmp[..out_w * out_h * 3]);
+        }
+    }
+}
+
+/// Vertical pass; `first` is the source row that `src` row 0 corresponds to.
+fn vertical(
+    src: ImageView,
+    taps: &Taps,
+    first: usize,
+    out_w: usize,
+    out_h: usize,
+    dst: &mut [u8],
+    acc: &mut Vec<i32>,
+) {
+    let ks = taps.ksize;
+    acc.resize(out_w * 3, 0);
+    for yy in 0..out_h {
+        let (ymin, n) = taps.bounds[yy];
+        let k = &taps.weights[yy * ks..yy * ks + n];
+        acc.fill(1i32 << (PRECISION_BITS - 1));
+        for (i, &w) in k.iter().enumerate() {
+            let row = src.row(ymin - first + i);
+            // Row-at-a-time accumulation: contiguous loads, auto-vectorised.
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += p as i32 * w;
+            }
+        }
+        for (d, &a) in dst[yy * out_w * 3..(yy + 1) * out_w * 3]
+            .iter_mut()
+            .zip(acc.iter())
+        {
+            *d = clip8(a);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Reference outputs of the augmentation ops, computed with Pillow + numpy exactly as torchvision
+applies them to PIL images (torchvision itself is not needed: each call below is what its PIL
+backend does). The loader's tests compare our uint8 ops against these files.
+
+Regenerate (needs the project venv from scripts/setup.sh --python):
+    .venv/bin/python tests/reference/make_op_fixtures.py ../shared/data/photos tests/reference/ops
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+PHOTOS = ["0000_alpaca_v0.jpg", "0037_", "0101_", "0200_"]
+SRC_SIZE = (128, 96)
+
+
+def find(photos: Path, prefix: str) -> Path:
+    return sorted(p for p in photos.iterdir() if p.name.startswith(prefix))[0]
+
+
+def adjust_hue(img, hue_factor):
+    # torchvision.transforms.functional_pil.adjust_hue
+    h, s, v = img.convert("HSV").split()
+    np_h = np.array(h, dtype=np.uint8)
+    with np.errstate(over="ignore"):
+        np_h += np.array(hue_factor * 255).astype(np.uint8)
+    h = Image.fromarray(np_h, "L")
+    return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
+def grayscale3(img):
+    g = np.array(img.convert("L"))
+    return Image.fromarray(np.dstack([g, g, g]), "RGB")
+
+
+def main(photos: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for k, prefix in enumerate(PHOTOS):
+        path = find(photos, prefix)
+        full = Image.open(path).convert("RGB")
+        # Decoder reference: a 64×64 patch of Pillow's decode (libjpeg-turbo inside Pillow's wheel).
+        patch = full.crop((40, 40, 104, 104))
+        patch.save(out / f"decode_{k}.png")
+        cases.append({"op": "decode", "photo": path.name, "out": f"decode_{k}.png", "x": 40, "y": 40,
+                      "width": full.width, "height": full.height})
+        # Resize straight from the full-resolution photo (what RandomResizedCrop does).
+        for j, (box, size) in enumerate([((17, 33, 17 + 301, 33 + 250), (64, 56)),
+                                         ((100, 80, 100 + 45, 80 + 30), (60, 40))]):
+            box = (box[0], box[1], min(box[2], full.width), min(box[3], full.height))
+            r = full.crop(box).resize(size, Image.BILINEAR)
+            name = f"rrc_{k}_{j}.png"
+            r.save(out / name)
+            cases.append({"op": "crop_resize_full", "photo": path.name, "box": list(box), "size": list(size),
+                          "out": name})
+        src = full.resize(SRC_SIZE, Image.BILINEAR)
+        src.save(out / f"src_{k}.png")
+        def emit(op, img, **params):
+            name = f"{op}_{k}_{len([c for c in cases if c['op'] == op and c['src'] == k])}.png"
+            img.save(out / name)
+            cases.append({"op": op, "src": k, "out": name, **params})
+        for box, size in [((10, 5, 130 - 10, 105 - 5), (64, 48)), ((30, 20, 55, 50), (64, 64)),
+                          ((0, 0, 128, 96), (100, 75)), ((3, 7, 99, 88), (96, 41))]:
+            emit("resize", src.crop(box).resize(size, Image.BILINEAR) if box[2] <= 128 and box[3] <= 96
+                 else src.crop((box[0], box[1], min(box[2], 128), min(box[3], 96))).resize(size, Image.BILINEAR),
+                 box=[box[0], box[1], min(box[2], 128), min(box[3], 96)], size=list(size))
+        for f in (0.6, 1.4):
+            emit("brightness", ImageEnhance.Brightness(src).enhance(f), factor=f)
+            emit("contrast", ImageEnhance.Contrast(src).enhance(f), factor=f)
+            emit("saturation", ImageEnhance.Color(src).enhance(f), factor=f)
+        for h in (-0.1, 0.07, 0.5):
+            emit("hue", adjust_hue(src, h), factor=h)
+        emit("grayscale", grayscale3(src))
+        emit("solarize", ImageOps.solarize(src, 128), threshold=128)
+        for s in (0.1, 0.5, 1.3, 2.0):
+            emit("blur", src.filter(ImageFilter.GaussianBlur(radius=s)), sigma=s)
+        emit("flip", src.transpose(Image.FLIP_LEFT_RIGHT))
+    (out / "cases.json").write_text(json.dumps(cases, indent=1))
+    print(f"wrote {len(cases)} cases to {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
