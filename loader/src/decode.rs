@@ -288,14 +288,21 @@ fn decode_with_image_crate(
     Ok(())
 }
 
-/// The smallest DCT scale (num, denom) such that every needed region, given as a crop size in
-/// full-resolution pixels and the output size it is resized to, keeps at least its output
+/// A region a view reads: its crop size in full-resolution pixels and the size it is resized to.
+#[derive(Debug, Clone, Copy)]
+pub struct RegionNeed {
+    pub crop: (usize, usize),
+    pub out: (usize, usize),
+}
+
+/// The smallest DCT scale (num, denom) at which every needed region keeps at least its output
 /// resolution: we only ever drop pixels that the antialiased resize would have averaged away.
-pub fn pick_dct_scale(needs: &[((usize, usize), (usize, usize))]) -> (usize, usize) {
+pub fn pick_dct_scale(needs: &[RegionNeed]) -> (usize, usize) {
     for &(num, denom) in &DCT_SCALES {
-        let ok = needs
-            .iter()
-            .all(|&((cw, ch), (ow, oh))| cw * num >= ow * denom && ch * num >= oh * denom);
+        let ok = needs.iter().all(|n| {
+            let ((cw, ch), (ow, oh)) = (n.crop, n.out);
+            cw * num >= ow * denom && ch * num >= oh * denom
+        });
         if ok {
             return (num, denom);
         }
@@ -309,13 +316,15 @@ mod tests {
 
     #[test]
     fn dct_scale_never_drops_below_output_resolution() {
-        assert_eq!(pick_dct_scale(&[((2000, 1600), (224, 224))]), (1, 8));
-        assert_eq!(pick_dct_scale(&[((500, 400), (224, 224))]), (1, 1));
-        assert_eq!(pick_dct_scale(&[((900, 900), (224, 224))]), (1, 4));
-        assert_eq!(
-            pick_dct_scale(&[((1000, 1000), (224, 224)), ((460, 460), (224, 224))]),
-            (1, 2)
-        );
+        let n = |cw, ch| RegionNeed {
+            crop: (cw, ch),
+            out: (224, 224),
+        };
+        assert_eq!(pick_dct_scale(&[n(2000, 1800)]), (1, 8));
+        assert_eq!(pick_dct_scale(&[n(2000, 1600)]), (1, 4));
+        assert_eq!(pick_dct_scale(&[n(500, 400)]), (1, 1));
+        assert_eq!(pick_dct_scale(&[n(900, 900)]), (1, 4));
+        assert_eq!(pick_dct_scale(&[n(1000, 1000), n(460, 460)]), (1, 2));
     }
 
     #[test]
