@@ -1,7 +1,13 @@
 //! The loader: datasets, decoding, augmentation ops, per-method views, the deterministic worker
 //! pool and the ring writer. The `loader` binary is a thin daemon over [`daemon::run`].
 
+pub mod augment;
+pub mod daemon;
 pub mod decode;
 pub mod image;
 pub mod ops;
+pub mod pipeline;
 pub mod rng;
+pub mod source;
+pub mod views;
+pub mod worker;

@@ -100,6 +100,15 @@ fn ops_and_decoder_match_pillow_within_2() {
                     out
                 }
             }
+            "decode_file" => {
+                let bytes = std::fs::read(dir.join(case["file"].as_str().unwrap())).unwrap();
+                let mut dec = Decoder::new(1 << 28);
+                let info = dec.probe(&bytes).unwrap();
+                let mut out = RgbImage::default();
+                dec.decode(&bytes, &info, (1, 1), &mut out).unwrap();
+                assert_eq!((out.width, out.height), (expected.width, expected.height));
+                out.data
+            }
             _ => {
                 let src = load_png(&dir.join(format!("src_{}.png", case["src"].as_u64().unwrap())));
                 let f = case.get("factor").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;

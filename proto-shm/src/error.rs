@@ -79,6 +79,9 @@ pub enum ShmError {
         waited_s: f64,
     },
 
+    #[error("segment {path}: wait cancelled")]
+    Cancelled { path: PathBuf },
+
     #[error("segment {path}: {what}")]
     Usage { path: PathBuf, what: String },
 

@@ -145,6 +145,7 @@ impl Producer {
             if cond() {
                 return Ok(());
             }
+            seg.check_cancel()?;
             self.check_consumer()?;
             seg.heartbeat();
             let age = seg.peer_heartbeat_age();
@@ -436,6 +437,7 @@ impl Consumer {
                     }
                 }
             }
+            seg.check_cancel()?;
             seg.heartbeat();
             let age = seg.peer_heartbeat_age();
             if !warned && age > seg.opts.stall_warning {

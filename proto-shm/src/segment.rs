@@ -97,6 +97,8 @@ pub struct ShmOptions {
     pub attach_timeout: Duration,
     /// A live peer that has not touched the ring for this long is reported (not declared dead).
     pub stall_warning: Duration,
+    /// When set to true (e.g. by a signal handler), blocked waits return [`ShmError::Cancelled`].
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for ShmOptions {
@@ -108,6 +110,7 @@ impl Default for ShmOptions {
             poll_interval: Duration::from_millis(100),
             attach_timeout: Duration::from_secs(120),
             stall_warning: Duration::from_secs(60),
+            cancel: None,
         }
     }
 }
@@ -608,6 +611,16 @@ impl Segment {
             Role::Consumer => PRODUCER_LOCK_BYTE,
         };
         ofd_lock(&self.file, byte, false)
+    }
+
+    /// Errors if the owner of this side asked blocked waits to give up.
+    pub(crate) fn check_cancel(&self) -> Result<()> {
+        match &self.opts.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(ShmError::Cancelled {
+                path: self.path.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn heartbeat(&self) {

@@ -78,6 +78,15 @@ def main(photos: Path, out: Path) -> None:
         for s in (0.1, 0.5, 1.3, 2.0):
             emit("blur", src.filter(ImageFilter.GaussianBlur(radius=s)), sigma=s)
         emit("flip", src.transpose(Image.FLIP_LEFT_RIGHT))
+    # Odd JPEGs found in real ImageNet: CMYK (Adobe, stored inverted) and greyscale. Pillow's
+    # decode of each, as RGB, is the expected output.
+    small = Image.open(find(photos, PHOTOS[0])).convert("RGB").resize((64, 48), Image.BILINEAR)
+    small.convert("CMYK").save(out / "cmyk.jpg", quality=90)
+    Image.open(out / "cmyk.jpg").convert("RGB").save(out / "cmyk_rgb.png")
+    small.convert("L").save(out / "gray.jpg", quality=90)
+    Image.open(out / "gray.jpg").convert("RGB").save(out / "gray_rgb.png")
+    cases.append({"op": "decode_file", "file": "cmyk.jpg", "out": "cmyk_rgb.png"})
+    cases.append({"op": "decode_file", "file": "gray.jpg", "out": "gray_rgb.png"})
     (out / "cases.json").write_text(json.dumps(cases, indent=1))
     print(f"wrote {len(cases)} cases to {out}")
 

@@ -1,0 +1,141 @@
+//! One view's augmentation chain (config `ViewAugment`): draw every random parameter first from the
+//! view's own stream, then render. Draw order follows torchvision's Compose for MoCo v2:
+//! RandomResizedCrop, ColorJitter (applied with p), RandomGrayscale, GaussianBlur (with p),
+//! Solarize (with p; SoCo), horizontal flip.
+
+use config::ViewAugment;
+use rand::Rng;
+
+use crate::decode::RegionNeed;
+use crate::image::RgbImage;
+use crate::ops::blur::Blur;
+use crate::ops::color::{self, JitterParams};
+use crate::ops::crop::{random_resized_crop, uniform, CropBox};
+use crate::ops::flip::hflip;
+use crate::ops::resize::Resizer;
+
+/// Every random choice of one view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewParams {
+    /// Crop in full-resolution source pixels.
+    pub crop: CropBox,
+    /// Output size (width, height).
+    pub out: (usize, usize),
+    pub jitter: Option<JitterParams>,
+    pub grayscale: bool,
+    pub blur_sigma: Option<f32>,
+    pub solarize: Option<u8>,
+    pub flip: bool,
+}
+
+impl ViewParams {
+    pub fn need(&self) -> RegionNeed {
+        RegionNeed {
+            crop: (self.crop.w, self.crop.h),
+            out: self.out,
+        }
+    }
+}
+
+fn coin(rng: &mut impl Rng, p: f32) -> bool {
+    // `torch.rand(1) < p`: never true for p = 0, always for p = 1.
+    p > 0.0 && (p >= 1.0 || rng.random::<f32>() < p)
+}
+
+/// Draws a view with a random resized crop of a `width × height` source.
+pub fn draw(rng: &mut impl Rng, cfg: &ViewAugment, width: usize, height: usize) -> ViewParams {
+    let crop = random_resized_crop(rng, width, height, cfg.scale, cfg.ratio);
+    draw_with_crop(rng, cfg, crop)
+}
+
+/// Draws the photometric part of a view whose crop is already fixed (e.g. SoCo's whole-image V1).
+pub fn draw_with_crop(rng: &mut impl Rng, cfg: &ViewAugment, crop: CropBox) -> ViewParams {
+    let jitter = coin(rng, cfg.color_jitter.p).then(|| JitterParams::draw(rng, &cfg.color_jitter));
+    let grayscale = coin(rng, cfg.grayscale_p);
+    let blur_sigma = coin(rng, cfg.blur_p)
+        .then(|| uniform(rng, cfg.blur_sigma.0 as f64, cfg.blur_sigma.1 as f64) as f32);
+    let solarize = coin(rng, cfg.solarize_p).then_some(cfg.solarize_threshold);
+    let flip = coin(rng, cfg.flip_p);
+    ViewParams {
+        crop,
+        out: (cfg.size, cfg.size),
+        jitter,
+        grayscale,
+        blur_sigma,
+        solarize,
+        flip,
+    }
+}
+
+/// Per-worker render buffers.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    resizer: Resizer,
+    blur: Blur,
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renders `p` from `src` into `out` (packed RGB, `p.out` size). `src` may be the source decoded
+    /// at a reduced DCT scale: `full` is the source's full-resolution size, and the crop is mapped
+    /// into `src` coordinates with sub-pixel precision. At full scale the result is exactly
+    /// torchvision's crop-then-resize.
+    pub fn render(&mut self, src: &RgbImage, full: (usize, usize), p: &ViewParams, out: &mut [u8]) {
+        let (ow, oh) = p.out;
+        if (src.width, src.height) == full {
+            let c = p.crop;
+            let view = src.view().crop(c.x, c.y, c.w, c.h);
+            self.resizer
+                .resize(view, [0.0, 0.0, c.w as f64, c.h as f64], ow, oh, out);
+        } else {
+            let sx = src.width as f64 / full.0 as f64;
+            let sy = src.height as f64 / full.1 as f64;
+            let c = p.crop;
+            let (x0, x1) = (
+                c.x as f64 * sx,
+                ((c.x + c.w) as f64 * sx).min(src.width as f64),
+            );
+            let (y0, y1) = (
+                c.y as f64 * sy,
+                ((c.y + c.h) as f64 * sy).min(src.height as f64),
+            );
+            let (ix0, iy0) = (x0.floor() as usize, y0.floor() as usize);
+            let (ix1, iy1) = (
+                (x1.ceil() as usize).max(ix0 + 1),
+                (y1.ceil() as usize).max(iy0 + 1),
+            );
+            let view = src.view().crop(ix0, iy0, ix1 - ix0, iy1 - iy0);
+            let b = [
+                x0 - ix0 as f64,
+                y0 - iy0 as f64,
+                x1 - ix0 as f64,
+                y1 - iy0 as f64,
+            ];
+            self.resizer.resize(view, b, ow, oh, out);
+        }
+        self.photometric(p, out);
+    }
+
+    /// Colour, blur, solarize and flip of an already resized view, in place.
+    pub fn photometric(&mut self, p: &ViewParams, out: &mut [u8]) {
+        let (ow, oh) = p.out;
+        if let Some(j) = &p.jitter {
+            j.apply(out);
+        }
+        if p.grayscale {
+            color::grayscale(out);
+        }
+        if let Some(s) = p.blur_sigma {
+            self.blur.gaussian(out, ow, oh, s);
+        }
+        if let Some(t) = p.solarize {
+            color::solarize(out, t);
+        }
+        if p.flip {
+            hflip(out, ow);
+        }
+    }
+}

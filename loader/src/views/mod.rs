@@ -1,0 +1,28 @@
+//! Per-method view builders: each declares the batch schema it fills (before the first sample, so
+//! the ring is allocated once) and writes one sample's tensors in place into a ring slot.
+
+mod two_crop;
+
+use anyhow::Result;
+use config::{MethodConfig, RunConfig};
+use proto_shm::{SampleWriter, Schema};
+
+pub use two_crop::TwoCrop;
+
+use crate::worker::{ImageIo, SampleInfo};
+
+pub trait Views: Send + Sync {
+    /// The ring schema for batches of `batch_size` samples.
+    fn schema(&self, batch_size: usize) -> Schema;
+    /// Writes sample `info` into `out`, loading images through `io`.
+    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()>;
+}
+
+/// The view builder of a run's method.
+pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
+    Ok(match &run.method {
+        MethodConfig::MocoV2(m) => Box::new(TwoCrop::new("mocov2", m.view.clone())),
+        MethodConfig::DenseCl(d) => Box::new(TwoCrop::new("densecl", d.moco.view.clone())),
+        other => anyhow::bail!("the loader does not build {} views yet", other.name()),
+    })
+}

@@ -1,0 +1,64 @@
+//! MoCo v2 and DenseCL views (METHODS.md §1.1, §2.1): two independent draws of the same
+//! augmentation chain on one image. DenseCL needs no geometric bookkeeping between the views
+//! (correspondence is found in feature space), so both methods share this builder.
+//!
+//! Tensors per sample: `view0`, `view1` u8 [size, size, 3] (HWC, RGB, not normalised),
+//! `index` i64 [1] (dataset index of the image used), `label` i64 [1] (class or −1).
+
+use anyhow::Result;
+use config::ViewAugment;
+use proto_shm::{DType, SampleWriter, Schema};
+
+use crate::augment::{self, ViewParams};
+use crate::rng::{sample_rng, Stream};
+use crate::worker::{ImageIo, SampleInfo};
+
+use super::Views;
+
+pub struct TwoCrop {
+    method: &'static str,
+    view: ViewAugment,
+}
+
+impl TwoCrop {
+    pub fn new(method: &'static str, view: ViewAugment) -> Self {
+        TwoCrop { method, view }
+    }
+
+    /// Both views' parameters for a source of `width × height`, from the sample's view streams.
+    pub fn draw(&self, info: &SampleInfo, width: usize, height: usize) -> [ViewParams; 2] {
+        [0, 1].map(|v| {
+            let mut rng = sample_rng(info.seed, info.epoch, info.position, Stream::View(v));
+            augment::draw(&mut rng, &self.view, width, height)
+        })
+    }
+}
+
+pub(crate) fn write_i64(out: &mut SampleWriter, tensor: usize, v: i64) {
+    out.tensor_mut(tensor).copy_from_slice(&v.to_le_bytes());
+}
+
+impl Views for TwoCrop {
+    fn schema(&self, batch_size: usize) -> Schema {
+        let s = self.view.size;
+        Schema::new(self.method, batch_size)
+            .tensor("view0", DType::U8, &[s, s, 3])
+            .tensor("view1", DType::U8, &[s, s, 3])
+            .tensor("index", DType::I64, &[1])
+            .tensor("label", DType::I64, &[1])
+    }
+
+    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {
+        let img = io.load(info, info.index, 0, |w, h| {
+            let p = self.draw(info, w, h);
+            (p, vec![p[0].need(), p[1].need()])
+        })?;
+        for (v, p) in img.plan.iter().enumerate() {
+            io.renderer
+                .render(&io.images[img.slot], img.full_size, p, out.tensor_mut(v));
+        }
+        write_i64(out, 2, img.index as i64);
+        write_i64(out, 3, img.label);
+        Ok(())
+    }
+}
