@@ -1,0 +1,33 @@
+//! Helpers shared by the cross-process tests.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Path of a workspace binary from another package (cargo only builds this package's binaries
+/// for its tests). Builds it with the same profile if it is missing.
+#[allow(dead_code)]
+pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let bin = dir.join(name);
+    let _guard = BUILD.lock().unwrap();
+    if !bin.exists() {
+        let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-q", "-p", package, "--bin", name]);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building {name} failed");
+    }
+    bin
+}
