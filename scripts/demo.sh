@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The built-in demo: sets up, builds, and runs the main job on small data made here.
-# Today: a loader-side producer process and a trainer-side consumer process exchange 200 seeded
-# batches through a shared-memory ring; the consumer verifies every byte and the order.
+# The built-in demo: sets up, builds, and runs the main job on small data it makes itself.
+# Today: the loader daemon serves MoCo v2 two-view batches of a generated image set through a
+# shared-memory ring to a consumer process that checks every batch. (Grows into pretrain +
+# evaluate as the trainer lands.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build -q -p e2e-tests --bin ring-peer
-peer=target/debug/ring-peer
-name="demo-ring-$$"
-$peer produce --name "$name" --batches 200 --batch-size 16 --side 224 --threads 2 > /dev/null &
-prod=$!
-$peer consume --name "$name" --batches 200 --batch-size 16 --side 224 | tail -n 1
-wait $prod
+cargo build -q --release -p loader --bin loader -p e2e-tests --bin ring-inspect -p tools --bin make-demo-data
+data=runs/demo-data
+./target/release/make-demo-data --out "$data/images" --count 96
+cfg=config/presets/demo.ron
+name="demo-$$"
+./target/release/loader --config "$cfg" --shm-name "$name" --epochs 2 &
+loader=$!
+./target/release/ring-inspect --config "$cfg" --shm-name "$name" | tail -n 1
+wait $loader
 echo "demo: ok (segment /dev/shm/$name removed: $([ -e /dev/shm/$name ] && echo no || echo yes))"

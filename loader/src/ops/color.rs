@@ -13,28 +13,27 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// `Image.blend(degenerate, image, alpha)`: `deg + alpha·(x − deg)`, truncated, clipped when
-/// extrapolating (alpha outside [0, 1]).
-#[inline]
-fn blend(deg: u8, x: u8, alpha: f32) -> u8 {
-    let v = deg as f32 + alpha * (x as f32 - deg as f32);
-    if (0.0..=1.0).contains(&alpha) {
-        v as u8
-    } else if v <= 0.0 {
-        0
-    } else if v >= 255.0 {
-        255
-    } else {
-        v as u8
-    }
+/// `Image.blend(degenerate, image, alpha)`: `deg + alpha·(x − deg)` in f32, truncated to 8 bits.
+/// Pillow clips only when extrapolating; Rust's saturating float→u8 cast gives the same result in
+/// both cases (values in (−1, 0) truncate to 0 either way), so this is branch-free.
+#[inline(always)]
+fn blend(deg: f32, x: u8, alpha: f32) -> u8 {
+    (deg + alpha * (x as f32 - deg)) as u8
+}
+
+/// A 256-entry table of `blend(deg, x, alpha)` for a constant `deg`: exact, and one load per byte.
+fn blend_lut(deg: f32, alpha: f32) -> [u8; 256] {
+    std::array::from_fn(|x| blend(deg, x as u8, alpha))
 }
 
 pub fn adjust_brightness(data: &mut [u8], factor: f32) {
+    let lut = blend_lut(0.0, factor);
     for v in data.iter_mut() {
-        *v = blend(0, *v, factor);
+        *v = lut[*v as usize];
     }
 }
 
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn adjust_contrast(data: &mut [u8], factor: f32) {
     let n = (data.len() / 3).max(1);
     let sum: u64 = data
@@ -43,14 +42,16 @@ pub fn adjust_contrast(data: &mut [u8], factor: f32) {
         .sum();
     // ImageStat mean of the L image, rounded half up.
     let mean = (sum as f64 / n as f64 + 0.5) as u8;
+    let lut = blend_lut(mean as f32, factor);
     for v in data.iter_mut() {
-        *v = blend(mean, *v, factor);
+        *v = lut[*v as usize];
     }
 }
 
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn adjust_saturation(data: &mut [u8], factor: f32) {
     for p in data.chunks_exact_mut(3) {
-        let l = luma(p[0], p[1], p[2]);
+        let l = luma(p[0], p[1], p[2]) as f32;
         p[0] = blend(l, p[0], factor);
         p[1] = blend(l, p[1], factor);
         p[2] = blend(l, p[2], factor);
@@ -109,6 +110,7 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 }
 
 /// torchvision `adjust_hue` on PIL: shift the 8-bit hue by `uint8(hue_factor · 255)` with wrap.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
     // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
     let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
@@ -122,6 +124,7 @@ pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
 }
 
 /// `img.convert("L")` replicated into three channels.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn grayscale(data: &mut [u8]) {
     for p in data.chunks_exact_mut(3) {
         let l = luma(p[0], p[1], p[2]);

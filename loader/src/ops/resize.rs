@@ -153,6 +153,7 @@ impl Resizer {
     }
 }
 
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 /// Vertical pass; `first` is the source row that `src` row 0 corresponds to.
 fn vertical(
     src: ImageView,
