@@ -110,6 +110,7 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
     let schema = views.schema(l.batch_size);
     let producer =
         Producer::create(&name, &schema, l.ring_slots, &opts).context("creating the batch ring")?;
+    producer.set_stream_info(plan.batches_per_epoch(), total);
     tracing::info!(
         segment = %producer.path().display(),
         images = dataset.len(),

@@ -17,6 +17,7 @@
 pub mod error;
 pub mod ring;
 pub mod schema;
+pub mod schemas;
 pub mod segment;
 mod wait;
 

@@ -198,6 +198,14 @@ impl Producer {
         })
     }
 
+    /// Tells the consumer the stream's shape (for its schedules) before the first batch.
+    pub fn set_stream_info(&self, batches_per_epoch: u64, total_batches: u64) {
+        let h = self.shared.seg.header();
+        h.batches_per_epoch
+            .store(batches_per_epoch, Ordering::Relaxed);
+        h.total_batches.store(total_batches, Ordering::Release);
+    }
+
     /// Records why the stream stops; the consumer's next wait returns this reason.
     pub fn fail(&self, reason: &str) {
         let seg = &self.shared.seg;
@@ -388,6 +396,14 @@ impl Consumer {
 
     pub fn producer_pid(&self) -> u32 {
         self.seg.header().producer_pid.load(Ordering::Relaxed)
+    }
+
+    /// (batches per epoch, total batches) as the producer announced them; 0 when unknown. Valid
+    /// once the first batch has been received.
+    pub fn stream_info(&self) -> (u64, u64) {
+        let h = self.seg.header();
+        let total = h.total_batches.load(Ordering::Acquire);
+        (h.batches_per_epoch.load(Ordering::Relaxed), total)
     }
 
     /// The next batch, blocking until it is ready; `Ok(None)` at the end of the stream.

@@ -67,6 +67,9 @@ pub(crate) struct Header {
     pub final_count: AtomicU64,
     pub producer_heartbeat_ms: AtomicU64,
     pub consumer_heartbeat_ms: AtomicU64,
+    /// What the producer knows of the whole stream (0 = unknown): batches per epoch and in total.
+    pub batches_per_epoch: AtomicU64,
+    pub total_batches: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= FAILURE_OFFSET);

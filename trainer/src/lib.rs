@@ -1,2 +1,14 @@
 //! The trainer: burn models, methods, losses, optimisers, checkpoints and evaluation, fed from the
-//! shared-memory ring. Built up by the trainer issue; for now the crate only fixes its place.
+//! shared-memory ring. Backend-agnostic: burn 0.22 picks the backend from the device at run time.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod data;
+pub mod ema;
+pub mod loss;
+pub mod methods;
+pub mod metrics;
+pub mod nn;
+pub mod optim;
+pub mod queue;
+pub mod train;

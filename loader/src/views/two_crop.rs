@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use config::ViewAugment;
-use proto_shm::{DType, SampleWriter, Schema};
+use proto_shm::{SampleWriter, Schema};
 
 use crate::augment::{self, ViewParams};
 use crate::rng::{sample_rng, Stream};
@@ -40,12 +40,7 @@ pub(crate) fn write_i64(out: &mut SampleWriter, tensor: usize, v: i64) {
 
 impl Views for TwoCrop {
     fn schema(&self, batch_size: usize) -> Schema {
-        let s = self.view.size;
-        Schema::new(self.method, batch_size)
-            .tensor("view0", DType::U8, &[s, s, 3])
-            .tensor("view1", DType::U8, &[s, s, 3])
-            .tensor("index", DType::I64, &[1])
-            .tensor("label", DType::I64, &[1])
+        proto_shm::schemas::two_crop(self.method, batch_size, self.view.size)
     }
 
     fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {

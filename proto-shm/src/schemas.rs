@@ -1,0 +1,14 @@
+//! The batch layouts of each method, in one place so the loader (which fills them) and the trainer
+//! (which checks the segment against its own config before reading) build them the same way.
+//! Images travel as u8 HWC RGB, not normalised: normalisation happens on the trainer's device.
+
+use crate::schema::{DType, Schema};
+
+/// MoCo v2 / DenseCL: two views of `size`² per sample, plus the dataset index and label.
+pub fn two_crop(method: &str, batch_size: usize, size: usize) -> Schema {
+    Schema::new(method, batch_size)
+        .tensor("view0", DType::U8, &[size, size, 3])
+        .tensor("view1", DType::U8, &[size, size, 3])
+        .tensor("index", DType::I64, &[1])
+        .tensor("label", DType::I64, &[1])
+}

@@ -1,0 +1,51 @@
+//! Momentum (EMA) targets: θ_k ← m·θ_k + (1 − m)·θ_q for every parameter (not the BN running
+//! statistics, which the key encoder keeps from its own forward passes, as in MoCo's code).
+//! Parameters are paired by visiting both modules in the same structural order.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val().detach();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+struct Blend {
+    online: std::vec::IntoIter<Tensor<1>>,
+    momentum: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let online = self
+            .online
+            .next()
+            .expect("EMA target and online module differ in structure");
+        let m = self.momentum;
+        param.map(|t| {
+            let shape = t.shape();
+            (t.detach().mul_scalar(m) + online.reshape(shape).mul_scalar(1.0 - m)).detach()
+        })
+    }
+}
+
+/// Moves `target` towards `online` with momentum `m` (both of the same structure).
+pub fn update<M: Module>(target: M, online: &M, momentum: f64) -> M {
+    let mut collect = Collect(Vec::new());
+    online.visit(&mut collect);
+    let mut blend = Blend {
+        online: collect.0.into_iter(),
+        momentum,
+    };
+    target.map(&mut blend).no_grad()
+}
+
+/// A detached copy of `online` to start a target from (same values, no gradients).
+pub fn copy_of<M: Module + Clone>(online: &M) -> M {
+    update(online.clone(), online, 0.0)
+}

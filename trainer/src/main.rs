@@ -1,0 +1,39 @@
+//! `trainer`: pretrain from the loader's ring (see `trainer::train`).
+//! Exit codes: 0 done, 1 error, 3 the loader went away.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Contrastive pretraining from the loader's shared-memory ring")]
+struct Cli {
+    #[command(flatten)]
+    args: trainer::train::TrainArgs,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    match trainer::train::run(&cli.args) {
+        Ok(s) => {
+            trainer::train::print_summary(&s);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("trainer: error: {e:#}");
+            let peer_gone = e.chain().any(|c| {
+                c.downcast_ref::<proto_shm::ShmError>()
+                    .is_some_and(|s| s.is_peer_gone())
+            });
+            ExitCode::from(if peer_gone { 3 } else { 1 })
+        }
+    }
+}

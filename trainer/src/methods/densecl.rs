@@ -1,0 +1,159 @@
+//! DenseCL (METHODS.md §2): MoCo v2 plus a dense branch on C5 (1×1 conv 2048→2048→128), dense
+//! positives found by argmax cosine between *backbone* features of the two views, a second queue
+//! of pooled dense keys, and total = (1 − λ)·global + λ·dense with λ = 0.5.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use config::DenseClConfig;
+
+use super::mocov2::shuffled_sub_batches;
+use super::LossTerms;
+use crate::ema;
+use crate::loss::densecl::{dense_loss, match_locations};
+use crate::loss::{infonce::info_nce, l2_normalize};
+use crate::nn::heads::{DenseMlp, Mlp2};
+use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
+use crate::queue::Queue;
+
+#[derive(Module, Debug)]
+pub struct Encoder {
+    pub backbone: ResNet,
+    pub head: Mlp2,
+    pub dense_head: DenseMlp,
+}
+
+/// What one encoder pass yields: global projection `[n, d]`, dense projection `[n, d, S²]`,
+/// backbone C5 flattened `[n, C, S²]`.
+pub struct Outputs {
+    pub global: Tensor<2>,
+    pub dense: Tensor<3>,
+    pub backbone: Tensor<3>,
+}
+
+impl Encoder {
+    pub fn new(depth: Depth, cfg: &DenseClConfig, device: &Device) -> Encoder {
+        let c = depth.out_channels();
+        Encoder {
+            backbone: ResNetConfig::new(depth).init(device),
+            head: Mlp2::new([c, cfg.moco.proj_hidden, cfg.moco.proj_dim], device),
+            dense_head: DenseMlp::new([c, cfg.moco.proj_hidden, cfg.moco.proj_dim], device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Outputs {
+        let c5 = self.backbone.forward(x);
+        let [n, c, h, w] = c5.dims();
+        let pooled = c5.clone().mean_dim(3).mean_dim(2).reshape([n, c]);
+        let global = self.head.forward(pooled);
+        let dense = self.dense_head.forward(c5.clone());
+        let d = dense.dims()[1];
+        Outputs {
+            global,
+            dense: dense.reshape([n, d, h * w]),
+            backbone: c5.reshape([n, c, h * w]),
+        }
+    }
+
+    /// Everything concatenated along the last axis, for running through shuffled sub-batches:
+    /// `[n, d + d·S² + C·S²]` (split again by [`Outputs::unpack`]).
+    fn packed(&self, x: Tensor<4>) -> Tensor<2> {
+        let o = self.forward(x);
+        let n = o.global.dims()[0];
+        Tensor::cat(
+            vec![
+                o.global,
+                o.dense.reshape([n as i32, -1]),
+                o.backbone.reshape([n as i32, -1]),
+            ],
+            1,
+        )
+    }
+}
+
+impl Outputs {
+    fn unpack(p: Tensor<2>, d: usize, c: usize, s2: usize) -> Outputs {
+        let n = p.dims()[0];
+        Outputs {
+            global: p.clone().narrow(1, 0, d),
+            dense: p.clone().narrow(1, d, d * s2).reshape([n, d, s2]),
+            backbone: p.narrow(1, d + d * s2, c * s2).reshape([n, c, s2]),
+        }
+    }
+}
+
+pub struct DenseCl {
+    pub cfg: DenseClConfig,
+    pub key: Encoder,
+    pub queue: Queue,
+    pub dense_queue: Queue,
+}
+
+impl DenseCl {
+    pub fn new(cfg: &DenseClConfig, query: &Encoder, device: &Device) -> DenseCl {
+        DenseCl {
+            cfg: cfg.clone(),
+            key: ema::copy_of(query),
+            queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
+            dense_queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
+        }
+    }
+
+    pub fn loss(
+        &mut self,
+        query: &Encoder,
+        x_q: Tensor<4>,
+        x_k: Tensor<4>,
+        step: usize,
+        step_seed: u64,
+    ) -> (Tensor<1>, LossTerms) {
+        let m = &self.cfg.moco;
+        self.key = ema::update(self.key.clone(), query, m.momentum as f64);
+        let q = query.forward(x_q);
+        let (d, c, s2) = (
+            q.global.dims()[1],
+            q.backbone.dims()[1],
+            q.backbone.dims()[2],
+        );
+        let packed = shuffled_sub_batches(x_k, m.key_bn, step_seed, |x| self.key.packed(x));
+        let k = Outputs::unpack(packed.detach(), d, c, s2);
+
+        let q_global = l2_normalize(q.global, 1);
+        let k_global = l2_normalize(k.global, 1);
+        let loss_global = info_nce(
+            q_global,
+            k_global.clone(),
+            self.queue.keys.clone(),
+            m.temperature,
+        );
+
+        let matches = match_locations(q.backbone.detach(), k.backbone);
+        // k2: the dense key map averaged over locations, one vector per image.
+        let k2 = l2_normalize(
+            k.dense.clone().mean_dim(2).reshape([k.dense.dims()[0], d]),
+            1,
+        );
+        let loss_dense = dense_loss(
+            q.dense,
+            k.dense,
+            matches,
+            self.dense_queue.keys.clone(),
+            m.temperature,
+        );
+
+        let lambda = if step < self.cfg.dense_warmup_iters {
+            0.0
+        } else {
+            self.cfg.dense_weight as f64
+        };
+        let mut terms = LossTerms::new();
+        terms.insert(
+            "loss_global",
+            loss_global.clone().into_scalar::<f32>() as f64,
+        );
+        terms.insert("loss_dense", loss_dense.clone().into_scalar::<f32>() as f64);
+        let loss = loss_global.mul_scalar(1.0 - lambda) + loss_dense.mul_scalar(lambda);
+        self.queue.enqueue(k_global);
+        self.dense_queue.enqueue(k2);
+        (loss, terms)
+    }
+}
