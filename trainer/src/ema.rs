@@ -45,7 +45,9 @@ pub fn update<M: Module>(target: M, online: &M, momentum: f64) -> M {
     target.map(&mut blend).no_grad()
 }
 
-/// A detached copy of `online` to start a target from (same values, no gradients).
-pub fn copy_of<M: Module + Clone>(online: &M) -> M {
-    update(online.clone(), online, 0.0)
+/// A detached, independent copy of `online` to start a target from: `fresh` (a newly built
+/// module of the same structure) takes `online`'s values. Going through a record matters: a plain
+/// `clone()` would share the BN running statistics, which burn keeps in shared state.
+pub fn copy_of<M: Module>(online: &M, fresh: M) -> M {
+    fresh.load_record(online.clone().into_record()).no_grad()
 }

@@ -74,12 +74,12 @@ impl Method {
         Ok(match &run.method {
             MethodConfig::MocoV2(cfg) => {
                 let query = mocov2::Encoder::new(depth, cfg, device);
-                let state = mocov2::MocoV2::new(cfg, &query, device);
+                let state = mocov2::MocoV2::new(cfg, depth, &query, device);
                 Method::MocoV2 { query, state }
             }
             MethodConfig::DenseCl(cfg) => {
                 let query = densecl::Encoder::new(depth, cfg, device);
-                let state = densecl::DenseCl::new(cfg, &query, device);
+                let state = densecl::DenseCl::new(cfg, depth, &query, device);
                 Method::DenseCl { query, state }
             }
             other => bail!("the trainer does not train {} yet", other.name()),

@@ -89,10 +89,10 @@ pub struct DenseCl {
 }
 
 impl DenseCl {
-    pub fn new(cfg: &DenseClConfig, query: &Encoder, device: &Device) -> DenseCl {
+    pub fn new(cfg: &DenseClConfig, depth: Depth, query: &Encoder, device: &Device) -> DenseCl {
         DenseCl {
             cfg: cfg.clone(),
-            key: ema::copy_of(query),
+            key: ema::copy_of(query, Encoder::new(depth, cfg, device)),
             queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
             dense_queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
         }

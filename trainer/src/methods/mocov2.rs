@@ -86,10 +86,10 @@ pub struct MocoV2 {
 }
 
 impl MocoV2 {
-    pub fn new(cfg: &MocoV2Config, query: &Encoder, device: &Device) -> MocoV2 {
+    pub fn new(cfg: &MocoV2Config, depth: Depth, query: &Encoder, device: &Device) -> MocoV2 {
         MocoV2 {
             cfg: cfg.clone(),
-            key: ema::copy_of(query),
+            key: ema::copy_of(query, Encoder::new(depth, cfg, device)),
             queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
         }
     }

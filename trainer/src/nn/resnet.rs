@@ -179,8 +179,10 @@ pub struct Block {
 }
 
 fn zero_gamma(bn: BatchNorm) -> BatchNorm {
+    // `zeros_like` makes a fresh leaf: mark it trainable again, or γ would stay frozen at 0.
+    let trainable = bn.gamma.is_require_grad();
     BatchNorm {
-        gamma: bn.gamma.map(|g| g.zeros_like()),
+        gamma: bn.gamma.map(|g| g.zeros_like().set_require_grad(trainable)),
         ..bn
     }
 }

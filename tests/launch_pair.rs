@@ -1,0 +1,226 @@
+//! The loader + trainer pair under `launch`: a real pretraining run on real photos that lowers
+//! its loss; exact resume from a checkpoint; and SIGKILL of either side ending the pair quickly
+//! with a non-zero exit and nothing left in /dev/shm.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+fn bins() -> PathBuf {
+    // launch finds loader and trainer next to itself.
+    common::workspace_bin("loader", "loader");
+    common::workspace_bin("trainer", "trainer");
+    common::workspace_bin("tools", "launch")
+}
+
+fn photos() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos")
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("launch-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny MoCo v2: ResNet-18 on `size`² views, a queue of `queue` keys.
+fn config(dir: &Path, name: &str, queue: usize, lr: f64, images: usize) -> PathBuf {
+    config_sized(dir, name, queue, lr, images, 32, 8)
+}
+
+fn config_sized(
+    dir: &Path,
+    name: &str,
+    queue: usize,
+    lr: f64,
+    images: usize,
+    size: usize,
+    batch: usize,
+) -> PathBuf {
+    let p = dir.join("run.ron");
+    std::fs::write(
+        &p,
+        format!(
+            r#"RunConfig(
+    name: "{name}",
+    seed: 5,
+    dataset: (root: "{}", layout: Flat, max_images: {images}),
+    loader: (workers: 2, ring_slots: 3, batch_size: {batch}),
+    method: MocoV2(view: (size: {size}), proj_hidden: 64, proj_dim: 32, queue_size: {queue}, key_bn: ShuffledSubBatches(2)),
+    trainer: (arch: ResNet18, epochs: 500, optimizer: Sgd(lr: {lr}, momentum: 0.9, weight_decay: 1e-4), base_batch_size: {batch},
+              schedule: Constant, checkpoint_every: 1000),
+)"#,
+            photos().display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn launch(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(bins());
+    c.arg("--config")
+        .arg(cfg)
+        .arg("--out-dir")
+        .arg(out)
+        .args(extra);
+    c.env("DENSEPRE_CACHE_DIR", out.join("cache"))
+        .env("RUST_LOG", "warn");
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn losses(metrics: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn pretraining_run_lowers_the_loss() {
+    let dir = tempdir("lower");
+    // A queue of one batch (full of real keys after the first step, so the loss can only fall by
+    // learning): 100 steps of SGD, batch 16 of 64×64 views, over 32 photos. Chance is ln 17 = 2.83.
+    let cfg = config_sized(&dir, "lower", 16, 0.1, 32, 64, 16);
+    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "100"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let l = losses(&dir.join("out/metrics.jsonl"));
+    assert_eq!(l.len(), 100);
+    let mean = |s: &[(u64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
+    let (early, late) = (mean(&l[..20]), mean(&l[80..]));
+    assert!(
+        late < early - 0.05,
+        "loss did not fall: {early:.3} -> {late:.3}"
+    );
+    assert!(dir.join("out/loss.png").exists() && dir.join("out/last.ckpt").exists());
+}
+
+#[test]
+fn resumed_run_reproduces_the_uninterrupted_losses() {
+    let dir = tempdir("resume");
+    let cfg = config(&dir, "resume", 64, 0.03, 96);
+    let full = launch(&cfg, &dir.join("full"), &["--max-steps", "16"])
+        .output()
+        .unwrap();
+    assert!(full.status.success(), "{}", text(&full));
+    let first = launch(&cfg, &dir.join("split"), &["--max-steps", "9"])
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let ck = dir.join("split/last.ckpt");
+    let second = launch(
+        &cfg,
+        &dir.join("split"),
+        &["--max-steps", "16", "--resume", ck.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let a = losses(&dir.join("full/metrics.jsonl"));
+    let b = losses(&dir.join("split/metrics.jsonl"));
+    assert_eq!(a.len(), 16);
+    assert_eq!(b.len(), 16, "the resumed run appends steps 9..16");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        assert!(
+            (x.1 - y.1).abs() <= 1e-6 * x.1.abs().max(1.0),
+            "step {}: {} vs {}",
+            x.0,
+            x.1,
+            y.1
+        );
+    }
+}
+
+fn child_pids(launch_out: &mut Child) -> (u32, u32, String) {
+    use std::io::{BufRead, BufReader};
+    let stdout = launch_out.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().unwrap().unwrap();
+    // "launch: loader pid L, trainer pid T, segment S"
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let l = f[3].trim_end_matches(',').parse().unwrap();
+    let t = f[6].trim_end_matches(',').parse().unwrap();
+    let seg = f[8].to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (l, t, seg)
+}
+
+fn kill_side(which: usize) {
+    let dir = tempdir(&format!("kill{which}"));
+    let cfg = config(&dir, &format!("kill{which}"), 64, 0.03, 96);
+    let mut l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
+        .spawn()
+        .unwrap();
+    let (loader, trainer, seg) = child_pids(&mut l);
+    std::thread::sleep(Duration::from_millis(2500));
+    let victim = if which == 0 { loader } else { trainer };
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = l.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "launch still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t.elapsed();
+    let mut err = String::new();
+    use std::io::Read;
+    l.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(took < Duration::from_secs(5), "pair took {took:?} to end");
+    assert_eq!(status.code(), Some(1), "{err}");
+    let side = if which == 0 { "loader" } else { "trainer" };
+    assert!(
+        err.contains(&format!("launch: {side} (pid {victim}) failed")),
+        "{err}"
+    );
+    assert!(
+        !Path::new("/dev/shm").join(&seg).exists(),
+        "segment left behind"
+    );
+    // Neither child survives.
+    for pid in [loader, trainer] {
+        assert!(
+            unsafe { libc::kill(pid as i32, 0) } != 0 || pid_is_zombie(pid),
+            "pid {pid} still alive"
+        );
+    }
+}
+
+fn pid_is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
+}
+
+#[test]
+fn killing_the_loader_ends_the_pair() {
+    kill_side(0);
+}
+
+#[test]
+fn killing_the_trainer_ends_the_pair() {
+    kill_side(1);
+}
