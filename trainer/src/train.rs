@@ -21,7 +21,9 @@ use crate::nn::resnet::Depth;
 use crate::optim::{self, schedule};
 use crate::queue::Queue;
 
-/// A method with its trained module and its untrained state.
+/// A method with its trained module and its untrained state. (One lives per run: the size
+/// difference between variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Method {
     MocoV2 {
         query: mocov2::Encoder,
@@ -345,7 +347,7 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
         })?;
         step += 1;
         steps_this_run += 1;
-        if step % 10 == 0 || step == 1 {
+        if step.is_multiple_of(10) || step == 1 {
             tracing::info!(
                 step,
                 loss = format!("{loss:.4}"),
@@ -353,7 +355,7 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
                 "train"
             );
         }
-        if step % every == 0 {
+        if step.is_multiple_of(every) {
             save(&method, &optim, step, cursor)?;
         }
     }
