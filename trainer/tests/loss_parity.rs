@@ -36,8 +36,16 @@ fn tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
 fn infonce_with_queue_matches_numpy() {
     let f = &fixtures()["infonce"];
     let device = Device::default();
-    let loss = info_nce(tensor(&f["q"], &device), tensor(&f["k"], &device), tensor(&f["queue"], &device), f["t"].as_f64().unwrap() as f32);
-    let (ours, want) = (loss.into_scalar::<f32>() as f64, f["loss"].as_f64().unwrap());
+    let loss = info_nce(
+        tensor(&f["q"], &device),
+        tensor(&f["k"], &device),
+        tensor(&f["queue"], &device),
+        f["t"].as_f64().unwrap() as f32,
+    );
+    let (ours, want) = (
+        loss.into_scalar::<f32>() as f64,
+        f["loss"].as_f64().unwrap(),
+    );
     assert!((ours - want).abs() < 1e-5, "ours {ours} numpy {want}");
 }
 
@@ -53,6 +61,9 @@ fn densecl_dense_loss_matches_numpy() {
         tensor(&f["queue"], &device),
         f["t"].as_f64().unwrap() as f32,
     );
-    let (ours, want) = (loss.into_scalar::<f32>() as f64, f["loss"].as_f64().unwrap());
+    let (ours, want) = (
+        loss.into_scalar::<f32>() as f64,
+        f["loss"].as_f64().unwrap(),
+    );
     assert!((ours - want).abs() < 1e-5, "ours {ours} numpy {want}");
 }

@@ -18,7 +18,12 @@ fn rows(t: &Tensor<2>) -> Vec<Vec<f32>> {
 fn queue_fills_and_wraps() {
     let device = Device::default();
     let mut q = Queue::new(5, 2, &device);
-    let batch = |base: f32| Tensor::<2>::from_data(TensorData::new(vec![base, 0.0, base + 1.0, 0.0, base + 2.0, 0.0], [3, 2]), &device);
+    let batch = |base: f32| {
+        Tensor::<2>::from_data(
+            TensorData::new(vec![base, 0.0, base + 1.0, 0.0, base + 2.0, 0.0], [3, 2]),
+            &device,
+        )
+    };
     q.enqueue(batch(10.0));
     assert_eq!((q.ptr, q.filled), (3, 3));
     q.enqueue(batch(20.0)); // 20 and 21 go to rows 3, 4; 22 wraps to row 0
@@ -34,7 +39,14 @@ struct Flat(Vec<(f32, bool)>);
 impl ModuleVisitor for Flat {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
         let trainable = p.is_require_grad();
-        self.0.extend(p.val().into_data().try_to_vec::<f32>().unwrap().into_iter().map(|v| (v, trainable)));
+        self.0.extend(
+            p.val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+                .into_iter()
+                .map(|v| (v, trainable)),
+        );
     }
 }
 
@@ -52,10 +64,20 @@ fn values(v: &[(f32, bool)]) -> Vec<f32> {
 fn key_encoder_is_an_ema_of_the_query_encoder() {
     let device = Device::default().autodiff();
     device.seed(9);
-    let cfg = config::MocoV2Config { proj_hidden: 16, proj_dim: 8, queue_size: 12, momentum: 0.9, ..Default::default() };
+    let cfg = config::MocoV2Config {
+        proj_hidden: 16,
+        proj_dim: 8,
+        queue_size: 12,
+        momentum: 0.9,
+        ..Default::default()
+    };
     let mut query = Encoder::new(Depth::R18, &cfg, &device);
     let mut moco = MocoV2::new(&cfg, Depth::R18, &query, &device);
-    let mut optim = trainer::optim::build(&config::Optimizer::Sgd { lr: 0.5, momentum: 0.0, weight_decay: 0.0 });
+    let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
+        lr: 0.5,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    });
     let x = || Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     // Step 1: the key starts as a copy of the query, and the queue takes the first keys.
     let (loss, _) = moco.loss(&query, x(), x(), 1);
@@ -64,7 +86,11 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
     query = optim.step(0.5, query, grads);
     let key_before = params(&moco.key);
     let q_now = params(&query);
-    assert_ne!(values(&key_before), values(&q_now), "the query moved, the key did not yet");
+    assert_ne!(
+        values(&key_before),
+        values(&q_now),
+        "the query moved, the key did not yet"
+    );
     // Step 2: the key moves by (1 − m) of the gap before its forward pass.
     let _ = moco.loss(&query, x(), x(), 2);
     let key_after = params(&moco.key);
@@ -76,7 +102,10 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
         }
         let (k0, k1) = (k0.0, k1.0);
         let want = 0.9 * k0 + 0.1 * q;
-        assert!((k1 - want).abs() <= 1e-5 * want.abs().max(1.0), "{k1} vs {want}");
+        assert!(
+            (k1 - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{k1} vs {want}"
+        );
         checked += 1;
     }
     assert!(checked > 1000);
