@@ -1,0 +1,357 @@
+//! Hierarchical grouping as the Python `selectivesearch` package (AlpacaDB) does it — the code SoCo
+//! copied — reproduced faithfully, quirks included, so our proposals match the reference's:
+//!
+//! * colour: skimage `rgb2hsv` applied to 0–255 floats, then 25-bin histograms over (0, 255) per
+//!   channel — so hue and saturation (which lie in [0, 1]) always land in the first bin and only the
+//!   value channel discriminates;
+//! * texture: skimage `local_binary_pattern(P=8, R=1)` of each RGB channel, then 10-bin histograms
+//!   over (0, 1) — so only LBP codes 0 and 1 are counted;
+//! * both histograms divided by the region's pixel count; similarity = Σmin(colour) + Σmin(texture)
+//!   + size term + fill term;
+//! * neighbours are pairs whose boxes overlap by the package's corner test; the most similar pair
+//!   (the latest-inserted among ties, as Python's stable sort picks) merges, its pairs are dropped and
+//!   the new region is compared with their other members.
+
+use crate::Rect;
+
+const COLOUR_BINS: usize = 25;
+const TEXTURE_BINS: usize = 10;
+
+#[derive(Debug, Clone)]
+struct Region {
+    min_x: i64,
+    min_y: i64,
+    max_x: i64,
+    max_y: i64,
+    size: f64,
+    hist_c: Vec<f64>,
+    hist_t: Vec<f64>,
+}
+
+/// numpy.histogram's bin of `x` for `bins` equal bins over [lo, hi] (None if outside).
+fn np_bin(x: f64, lo: f64, hi: f64, bins: usize) -> Option<usize> {
+    if !(lo..=hi).contains(&x) {
+        return None;
+    }
+    let edge = |i: usize| lo + (hi - lo) * i as f64 / bins as f64;
+    let mut i = ((x - lo) * (bins as f64 / (hi - lo))) as usize;
+    if i == bins {
+        i -= 1;
+    }
+    if x < edge(i) {
+        i -= 1;
+    } else if i != bins - 1 && x >= edge(i + 1) {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// skimage rgb2hsv on 0–255 floats (values beyond [0, 1] are not rescaled, as in the package).
+fn hsv(r: f64, g: f64, b: f64) -> [f64; 3] {
+    let v = r.max(g).max(b);
+    let delta = v - r.min(g).min(b);
+    if delta == 0.0 {
+        return [0.0, 0.0, v];
+    }
+    let s = delta / v;
+    // Later assignments win, as skimage assigns red, then green, then blue maxima.
+    let mut h = 0.0;
+    if r == v {
+        h = (g - b) / delta;
+    }
+    if g == v {
+        h = 2.0 + (b - r) / delta;
+    }
+    if b == v {
+        h = 4.0 + (r - g) / delta;
+    }
+    [(h / 6.0).rem_euclid(1.0), s, v]
+}
+
+/// skimage's bilinear interpolation with constant 0 outside the image.
+fn bilinear(img: &[f64], w: usize, h: usize, r: f64, c: f64) -> f64 {
+    let px = |rr: f64, cc: f64| -> f64 {
+        if rr < 0.0 || cc < 0.0 || rr >= h as f64 || cc >= w as f64 {
+            0.0
+        } else {
+            img[rr as usize * w + cc as usize]
+        }
+    };
+    let (minr, minc, maxr, maxc) = (r.floor(), c.floor(), r.ceil(), c.ceil());
+    let (dr, dc) = (r - minr, c - minc);
+    let top = (1.0 - dc) * px(minr, minc) + dc * px(minr, maxc);
+    let bottom = (1.0 - dc) * px(maxr, minc) + dc * px(maxr, maxc);
+    (1.0 - dr) * top + dr * bottom
+}
+
+/// Which pixels have skimage `local_binary_pattern(channel, 8, 1.0)` code 0 or 1 — the only codes
+/// the package's texture histogram counts (its range is (0, 1)). Code 0: every neighbour is below
+/// the centre; code 1: only neighbour 0 (to the right) is not. A pixel is settled as soon as one of
+/// neighbours 1..7 reaches the centre, so most never need all eight interpolations. Returns 0, 1,
+/// or 2 for "any other code".
+fn lbp_low_codes(img: &[f64], w: usize, h: usize) -> Vec<u8> {
+    let round5 = |x: f64| (x * 1e5).round() / 1e5;
+    let rp: Vec<f64> = (0..8)
+        .map(|p| round5(-(2.0 * std::f64::consts::PI * p as f64 / 8.0).sin()))
+        .collect();
+    let cp: Vec<f64> = (0..8)
+        .map(|p| round5((2.0 * std::f64::consts::PI * p as f64 / 8.0).cos()))
+        .collect();
+    let at = |r: i64, c: i64| -> f64 {
+        if r < 0 || c < 0 || r >= h as i64 || c >= w as i64 {
+            0.0
+        } else {
+            img[r as usize * w + c as usize]
+        }
+    };
+    // Axis neighbours sit on pixel centres (interpolation returns the pixel itself); check them
+    // before the diagonals, which need bilinear interpolation.
+    let order = [2usize, 4, 6, 1, 3, 5, 7];
+    let mut out = vec![2u8; w * h];
+    for r in 0..h {
+        for c in 0..w {
+            let centre = img[r * w + c];
+            let reaches = |p: usize| -> bool {
+                let v = if p % 2 == 0 {
+                    at(r as i64 + rp[p] as i64, c as i64 + cp[p] as i64)
+                } else {
+                    bilinear(img, w, h, r as f64 + rp[p], c as f64 + cp[p])
+                };
+                v - centre >= 0.0
+            };
+            if order.iter().any(|&p| reaches(p)) {
+                continue;
+            }
+            out[r * w + c] = reaches(0) as u8;
+        }
+    }
+    out
+}
+
+fn similarity(a: &Region, b: &Region, imsize: f64) -> f64 {
+    let inter = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p.min(*q)).sum::<f64>();
+    let colour = inter(&a.hist_c, &b.hist_c);
+    let texture = inter(&a.hist_t, &b.hist_t);
+    let size = 1.0 - (a.size + b.size) / imsize;
+    let bb = ((a.max_x.max(b.max_x) - a.min_x.min(b.min_x))
+        * (a.max_y.max(b.max_y) - a.min_y.min(b.min_y))) as f64;
+    let fill = 1.0 - (bb - a.size - b.size) / imsize;
+    colour + texture + size + fill
+}
+
+/// The package's neighbour test: one of `b`'s corners strictly inside `a`.
+fn intersect(a: &Region, b: &Region) -> bool {
+    let inside = |x: i64, y: i64| a.min_x < x && x < a.max_x && a.min_y < y && y < a.max_y;
+    inside(b.min_x, b.min_y)
+        || inside(b.max_x, b.max_y)
+        || inside(b.min_x, b.max_y)
+        || inside(b.max_x, b.min_y)
+}
+
+fn merge(a: &Region, b: &Region) -> Region {
+    let size = a.size + b.size;
+    let mix = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p * a.size + q * b.size) / size)
+            .collect()
+    };
+    Region {
+        min_x: a.min_x.min(b.min_x),
+        min_y: a.min_y.min(b.min_y),
+        max_x: a.max_x.max(b.max_x),
+        max_y: a.max_y.max(b.max_y),
+        size,
+        hist_c: mix(&a.hist_c, &b.hist_c),
+        hist_t: mix(&a.hist_t, &b.hist_t),
+    }
+}
+
+/// Every region of the hierarchy built from segment `labels` (dense, 0..n, row-major).
+pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec<Rect> {
+    let n_labels = labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut regions: Vec<Region> = (0..n_labels)
+        .map(|_| Region {
+            min_x: 0xffff,
+            min_y: 0xffff,
+            max_x: 0,
+            max_y: 0,
+            size: 0.0,
+            hist_c: vec![0.0; 3 * COLOUR_BINS],
+            hist_t: vec![0.0; 3 * TEXTURE_BINS],
+        })
+        .collect();
+    let planes: Vec<Vec<f64>> = (0..3)
+        .map(|c| rgb.iter().skip(c).step_by(3).map(|&v| v as f64).collect())
+        .collect();
+    let codes: Vec<Vec<u8>> = planes
+        .iter()
+        .map(|p| lbp_low_codes(p, width, height))
+        .collect();
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            let r = &mut regions[labels[i] as usize];
+            r.min_x = r.min_x.min(x as i64);
+            r.min_y = r.min_y.min(y as i64);
+            r.max_x = r.max_x.max(x as i64);
+            r.max_y = r.max_y.max(y as i64);
+            r.size += 1.0;
+            let hsv = hsv(planes[0][i], planes[1][i], planes[2][i]);
+            for (c, v) in hsv.iter().enumerate() {
+                if let Some(b) = np_bin(*v, 0.0, 255.0, COLOUR_BINS) {
+                    r.hist_c[c * COLOUR_BINS + b] += 1.0;
+                }
+            }
+            for (c, code) in codes.iter().enumerate() {
+                // Code 0 falls in the first bin, code 1 on the closed right edge: the last bin.
+                match code[i] {
+                    0 => r.hist_t[c * TEXTURE_BINS] += 1.0,
+                    1 => r.hist_t[c * TEXTURE_BINS + TEXTURE_BINS - 1] += 1.0,
+                    _ => {}
+                }
+            }
+        }
+    }
+    for r in regions.iter_mut() {
+        let n = r.size;
+        r.hist_c.iter_mut().for_each(|v| *v /= n);
+        r.hist_t.iter_mut().for_each(|v| *v /= n);
+    }
+    let imsize = (width * height) as f64;
+
+    // Pairs in insertion order: (a, b, similarity, alive). Python's dict keeps the first
+    // insertion's position when a key is assigned again.
+    let mut pairs: Vec<(usize, usize, f64, bool)> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for a in 0..regions.len() {
+        for b in a + 1..regions.len() {
+            if intersect(&regions[a], &regions[b]) {
+                index.insert((a, b), pairs.len());
+                pairs.push((a, b, similarity(&regions[a], &regions[b], imsize), true));
+            }
+        }
+    }
+    let mut alive_count = pairs.len();
+    while alive_count > 0 {
+        // Highest similarity; among equals the last in insertion order.
+        let mut best = usize::MAX;
+        for (k, p) in pairs.iter().enumerate() {
+            if p.3 && (best == usize::MAX || p.2 >= pairs[best].2) {
+                best = k;
+            }
+        }
+        let (i, j) = (pairs[best].0, pairs[best].1);
+        let t = regions.len();
+        regions.push(merge(&regions[i], &regions[j]));
+        let mut others = Vec::new();
+        for p in pairs.iter_mut() {
+            if p.3 && (p.0 == i || p.1 == i || p.0 == j || p.1 == j) {
+                p.3 = false;
+                alive_count -= 1;
+                if !((p.0 == i && p.1 == j) || (p.0 == j && p.1 == i)) {
+                    others.push(if p.0 == i || p.0 == j { p.1 } else { p.0 });
+                }
+            }
+        }
+        for n in others {
+            let s = similarity(&regions[t], &regions[n], imsize);
+            match index.get(&(t, n)) {
+                Some(&k) => pairs[k].2 = s,
+                None => {
+                    index.insert((t, n), pairs.len());
+                    pairs.push((t, n, s, true));
+                    alive_count += 1;
+                }
+            }
+        }
+    }
+    regions
+        .iter()
+        .map(|r| Rect {
+            x: r.min_x as u32,
+            y: r.min_y as u32,
+            w: (r.max_x - r.min_x) as u32,
+            h: (r.max_y - r.min_y) as u32,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numpy_binning_edges() {
+        assert_eq!(np_bin(0.0, 0.0, 255.0, 25), Some(0));
+        assert_eq!(np_bin(10.2, 0.0, 255.0, 25), Some(1));
+        assert_eq!(np_bin(255.0, 0.0, 255.0, 25), Some(24));
+        assert_eq!(np_bin(1.0, 0.0, 1.0, 10), Some(9));
+        assert_eq!(np_bin(2.0, 0.0, 1.0, 10), None);
+    }
+
+    #[test]
+    fn two_rectangles_and_their_union() {
+        // Left half red, right half blue: two segments, one merge → three regions.
+        let (w, h) = (60usize, 40usize);
+        let mut rgb = vec![0u8; w * h * 3];
+        let mut labels = vec![0u32; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (c, l) = if x < 30 {
+                    ([220, 30, 30], 0)
+                } else {
+                    ([30, 30, 220], 1)
+                };
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
+                labels[y * w + x] = l;
+            }
+        }
+        let rects = hierarchy(&rgb, w, h, &labels);
+        // The package's corner test never sees side-by-side boxes as neighbours: no merge.
+        assert_eq!(
+            rects,
+            vec![
+                Rect {
+                    x: 0,
+                    y: 0,
+                    w: 29,
+                    h: 39
+                },
+                Rect {
+                    x: 30,
+                    y: 0,
+                    w: 29,
+                    h: 39
+                }
+            ]
+        );
+        // A segment inside another merges with it into the union.
+        let mut labels2 = vec![0u32; w * h];
+        for y in 10..30 {
+            for x in 20..40 {
+                labels2[y * w + x] = 1;
+            }
+        }
+        let rects = hierarchy(&rgb, w, h, &labels2);
+        assert_eq!(rects.len(), 3);
+        assert_eq!(
+            rects[1],
+            Rect {
+                x: 20,
+                y: 10,
+                w: 19,
+                h: 19
+            }
+        );
+        assert_eq!(
+            rects[2],
+            Rect {
+                x: 0,
+                y: 0,
+                w: 59,
+                h: 39
+            }
+        );
+    }
+}
