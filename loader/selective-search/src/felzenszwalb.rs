@@ -54,7 +54,7 @@ fn sort_edges(costs: &[f64]) -> Vec<u32> {
         for &k in &keys {
             counts[((k >> shift) & 0xFFFF) as usize] += 1;
         }
-        if counts.iter().any(|&c| c == keys.len()) {
+        if counts.contains(&keys.len()) {
             continue; // one digit value everywhere: this pass would not move anything
         }
         let mut sum = 0;
@@ -164,13 +164,11 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
     // Dense labels in order of root index (np.unique's sorted order).
     let mut label_of_root = vec![u32::MAX; n];
     let mut roots: Vec<u32> = (0..n as u32).map(|i| forest.find(i)).collect();
-    let mut next = 0u32;
     let mut sorted_roots: Vec<u32> = roots.clone();
     sorted_roots.sort_unstable();
     sorted_roots.dedup();
-    for r in sorted_roots {
-        label_of_root[r as usize] = next;
-        next += 1;
+    for (label, r) in sorted_roots.into_iter().enumerate() {
+        label_of_root[r as usize] = label as u32;
     }
     for r in roots.iter_mut() {
         *r = label_of_root[*r as usize];

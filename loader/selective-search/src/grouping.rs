@@ -112,7 +112,7 @@ fn lbp_low_codes(img: &[f64], w: usize, h: usize) -> Vec<u8> {
         for c in 0..w {
             let centre = img[r * w + c];
             let reaches = |p: usize| -> bool {
-                let v = if p % 2 == 0 {
+                let v = if p.is_multiple_of(2) {
                     at(r as i64 + rp[p] as i64, c as i64 + cp[p] as i64)
                 } else {
                     bilinear(img, w, h, r as f64 + rp[p], c as f64 + cp[p])
