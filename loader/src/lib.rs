@@ -7,6 +7,7 @@ pub mod decode;
 pub mod image;
 pub mod ops;
 pub mod pipeline;
+pub mod proposals;
 pub mod rng;
 pub mod source;
 pub mod views;
