@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     let views = loader::views::for_run(&run).expect("views");
     let schema = views.schema(run.loader.batch_size);
     let opts = ShmOptions {
-        attach_timeout: Duration::from_secs(60),
+        attach_timeout: Duration::from_secs(15),
         ..ShmOptions::default()
     };
     let mut consumer = match Consumer::open(&a.shm_name, &schema, &opts) {
