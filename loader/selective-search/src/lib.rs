@@ -49,3 +49,26 @@ pub fn selective_search(rgb: &[u8], width: usize, height: usize, params: &Params
     let labels = felzenszwalb::segment(rgb, width, height, params);
     grouping::hierarchy(rgb, width, height, &labels)
 }
+
+/// Diversified selective search: the hierarchies of several Felzenszwalb scales `ks` (as OpenCV's
+/// fast mode diversifies over k), concatenated in order and without duplicate boxes. SoCo itself
+/// uses one scale; this trades time for recall of small objects.
+pub fn selective_search_diverse(
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    base: &Params,
+    ks: &[f64],
+) -> Vec<Rect> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for &k in ks {
+        let p = Params { scale: k, ..*base };
+        for r in selective_search(rgb, width, height, &p) {
+            if seen.insert(r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
