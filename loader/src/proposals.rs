@@ -113,8 +113,14 @@ fn decode_block(raw: &[u8]) -> Result<Vec<ImageProposals>> {
     Ok(out)
 }
 
-/// Valid blocks of a store file: (offset, total length, images) in order, and where they end.
-fn scan_blocks(f: &mut File) -> Result<(Vec<(u64, u64, Vec<ImageProposals>)>, u64)> {
+/// A block found by [`scan_blocks`]: its file offset and its images.
+struct ScannedBlock {
+    offset: u64,
+    items: Vec<ImageProposals>,
+}
+
+/// Valid blocks of a store file, in order, and the offset where they end.
+fn scan_blocks(f: &mut File) -> Result<(Vec<ScannedBlock>, u64)> {
     let len = f.metadata()?.len();
     let mut head = [0u8; 16];
     f.seek(SeekFrom::Start(0))?;
@@ -140,7 +146,10 @@ fn scan_blocks(f: &mut File) -> Result<(Vec<(u64, u64, Vec<ImageProposals>)>, u6
             break;
         }
         let raw = zstd::decode_all(&comp[..])?;
-        blocks.push((pos, 24 + clen, decode_block(&raw)?));
+        blocks.push(ScannedBlock {
+            offset: pos,
+            items: decode_block(&raw)?,
+        });
         pos += 24 + clen;
     }
     Ok((blocks, pos))
@@ -210,11 +219,11 @@ impl StoreWriter {
     pub fn finish(mut self) -> Result<()> {
         let (blocks, end) = scan_blocks(&mut self.file)?;
         let mut idx = Vec::new();
-        for (b, (off, _, items)) in blocks.iter().enumerate() {
-            for it in items {
+        for (b, block) in blocks.iter().enumerate() {
+            for it in &block.items {
                 put_varint(&mut idx, it.key.len() as u64);
                 idx.extend_from_slice(it.key.as_bytes());
-                put_varint(&mut idx, *off);
+                put_varint(&mut idx, block.offset);
                 put_varint(&mut idx, b as u64);
             }
         }
@@ -275,9 +284,9 @@ impl ProposalStore {
             });
         }
         let (blocks, _) = scan_blocks(&mut f).with_context(|| format!("{}", path.display()))?;
-        for (off, _, items) in blocks {
-            for it in items {
-                index.insert(it.key, off);
+        for block in blocks {
+            for it in block.items {
+                index.insert(it.key, block.offset);
             }
         }
         Ok(ProposalStore {
