@@ -224,3 +224,39 @@ fn killing_the_loader_ends_the_pair() {
 fn killing_the_trainer_ends_the_pair() {
     kill_side(1);
 }
+
+#[test]
+fn densecl_trains_end_to_end_and_resumes() {
+    let dir = tempdir("densecl");
+    let p = dir.join("run.ron");
+    std::fs::write(
+        &p,
+        format!(
+            r#"RunConfig(
+    name: "densecl",
+    seed: 5,
+    dataset: (root: "{}", layout: Flat, max_images: 32),
+    loader: (workers: 2, ring_slots: 3, batch_size: 8),
+    method: DenseCl(moco: (view: (size: 64), proj_hidden: 64, proj_dim: 32, queue_size: 16, key_bn: ShuffledSubBatches(2))),
+    trainer: (arch: ResNet18, epochs: 50, optimizer: Sgd(lr: 0.05, momentum: 0.9, weight_decay: 1e-4), base_batch_size: 8,
+              schedule: Constant, checkpoint_every: 1000),
+)"#,
+            photos().display()
+        ),
+    )
+    .unwrap();
+    let out = launch(&p, &dir.join("out"), &["--max-steps", "4"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let ck = dir.join("out/last.ckpt");
+    let out = launch(&p, &dir.join("out"), &["--max-steps", "6", "--resume", ck.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = std::fs::read_to_string(dir.join("out/metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let (g, d, l) = (r["loss_global"].as_f64().unwrap(), r["loss_dense"].as_f64().unwrap(), r["loss"].as_f64().unwrap());
+        assert!(g.is_finite() && d.is_finite());
+        // total = (1 − λ)·global + λ·dense with λ = 0.5
+        assert!((l - 0.5 * g - 0.5 * d).abs() < 1e-4 * l.abs().max(1.0), "{r}");
+    }
+}
