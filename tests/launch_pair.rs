@@ -245,18 +245,36 @@ fn densecl_trains_end_to_end_and_resumes() {
         ),
     )
     .unwrap();
-    let out = launch(&p, &dir.join("out"), &["--max-steps", "4"]).output().unwrap();
+    let out = launch(&p, &dir.join("out"), &["--max-steps", "4"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let ck = dir.join("out/last.ckpt");
-    let out = launch(&p, &dir.join("out"), &["--max-steps", "6", "--resume", ck.to_str().unwrap()]).output().unwrap();
+    let out = launch(
+        &p,
+        &dir.join("out"),
+        &["--max-steps", "6", "--resume", ck.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let lines = std::fs::read_to_string(dir.join("out/metrics.jsonl")).unwrap();
-    let rows: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 6);
     for r in &rows {
-        let (g, d, l) = (r["loss_global"].as_f64().unwrap(), r["loss_dense"].as_f64().unwrap(), r["loss"].as_f64().unwrap());
+        let (g, d, l) = (
+            r["loss_global"].as_f64().unwrap(),
+            r["loss_dense"].as_f64().unwrap(),
+            r["loss"].as_f64().unwrap(),
+        );
         assert!(g.is_finite() && d.is_finite());
         // total = (1 − λ)·global + λ·dense with λ = 0.5
-        assert!((l - 0.5 * g - 0.5 * d).abs() < 1e-4 * l.abs().max(1.0), "{r}");
+        assert!(
+            (l - 0.5 * g - 0.5 * d).abs() < 1e-4 * l.abs().max(1.0),
+            "{r}"
+        );
     }
 }

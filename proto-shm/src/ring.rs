@@ -343,6 +343,25 @@ impl SampleWriter {
         }
     }
 
+    /// This sample's bytes of every tensor at once (schema order); the ranges are disjoint.
+    pub fn tensors_mut(&mut self) -> Vec<&mut [u8]> {
+        let seg = &self.slot.shared.seg;
+        let base = seg.slot_ptr(self.slot.slot);
+        seg.layout
+            .tensors
+            .iter()
+            .map(|p| {
+                // SAFETY: as in `tensor_mut`; the tensors of one sample never overlap each other.
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        base.add(p.offset_in_slot + self.index * p.sample_bytes),
+                        p.sample_bytes,
+                    )
+                }
+            })
+            .collect()
+    }
+
     /// Marks the sample complete. Returns true if this completed (and so published) the batch.
     pub fn commit(mut self) -> Result<bool> {
         self.committed = true;

@@ -12,3 +12,19 @@ pub fn two_crop(method: &str, batch_size: usize, size: usize) -> Schema {
         .tensor("index", DType::I64, &[1])
         .tensor("label", DType::I64, &[1])
 }
+
+/// CP²: two composites of `size`² per sample, their full-resolution foreground masks (1 inside the
+/// pasted window) and the masks sampled at the centres of the `size/stride` feature cells.
+pub fn cp2(batch_size: usize, size: usize, stride: usize) -> Schema {
+    let g = size / stride;
+    Schema::new("cp2", batch_size)
+        .attr("output_stride", stride)
+        .tensor("view0", DType::U8, &[size, size, 3])
+        .tensor("view1", DType::U8, &[size, size, 3])
+        .tensor("mask0", DType::U8, &[size, size])
+        .tensor("mask1", DType::U8, &[size, size])
+        .tensor("grid0", DType::U8, &[g, g])
+        .tensor("grid1", DType::U8, &[g, g])
+        .tensor("index", DType::I64, &[1])
+        .tensor("label", DType::I64, &[1])
+}

@@ -1,6 +1,7 @@
 //! Per-method view builders: each declares the batch schema it fills (before the first sample, so
 //! the ring is allocated once) and writes one sample's tensors in place into a ring slot.
 
+pub mod cp2;
 mod two_crop;
 
 use anyhow::Result;
@@ -23,6 +24,7 @@ pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
     Ok(match &run.method {
         MethodConfig::MocoV2(m) => Box::new(TwoCrop::new("mocov2", m.view.clone())),
         MethodConfig::DenseCl(d) => Box::new(TwoCrop::new("densecl", d.moco.view.clone())),
+        MethodConfig::Cp2(c) => Box::new(cp2::Cp2::new(c.clone())),
         other => anyhow::bail!("the loader does not build {} views yet", other.name()),
     })
 }
