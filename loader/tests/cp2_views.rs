@@ -105,9 +105,9 @@ fn composite_is_foreground_inside_and_background_outside() {
             assert_eq!(inside, w.w * w.h);
             // The grid mask samples the cell centres.
             let g = size / 16;
-            for k in 0..g * g {
+            for (k, &cell) in bufs[4 + c].iter().enumerate() {
                 let (cy, cx) = ((k / g) * 16 + 8, (k % g) * 16 + 8);
-                assert_eq!(bufs[4 + c][k], mask[cy * size + cx]);
+                assert_eq!(cell, mask[cy * size + cx]);
             }
         }
     }
