@@ -11,6 +11,7 @@ use loader::decode::Decoder;
 use loader::image::RgbImage;
 use loader::source::Dataset;
 use loader::views::cp2::{draw_window, Cp2};
+use loader::views::Views;
 use loader::worker::{ImageIo, SampleInfo, SkipLog};
 use rand::SeedableRng;
 

@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 use config::Cp2Config;
-use proto_shm::{SampleWriter, Schema};
+use proto_shm::Schema;
 use rand::Rng;
 
 use crate::augment::{self, ViewParams};
@@ -106,8 +106,7 @@ impl Cp2 {
             .collect()
     }
 
-    /// Fills `out` (the schema's tensors in order) for sample `info`.
-    pub fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn compose(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
         let size = self.cfg.view.size;
         let d = self.draw(info);
         let fg = io.load(info, info.index, 0, |w, h| {
@@ -165,8 +164,7 @@ impl Views for Cp2 {
         proto_shm::schemas::cp2(batch_size, self.cfg.view.size, self.cfg.output_stride)
     }
 
-    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {
-        let mut tensors = out.tensors_mut();
-        self.fill(info, io, &mut tensors)
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+        self.compose(info, io, out)
     }
 }

@@ -15,8 +15,13 @@ use crate::worker::{ImageIo, SampleInfo};
 pub trait Views: Send + Sync {
     /// The ring schema for batches of `batch_size` samples.
     fn schema(&self, batch_size: usize) -> Schema;
-    /// Writes sample `info` into `out`, loading images through `io`.
-    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()>;
+    /// Writes sample `info` into `out` — one buffer per schema tensor, in order, each one sample's
+    /// bytes — loading images through `io`.
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()>;
+    /// Writes sample `info` in place into its ring slot.
+    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {
+        self.fill(info, io, &mut out.tensors_mut())
+    }
 }
 
 /// The view builder of a run's method.

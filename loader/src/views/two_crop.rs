@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use config::ViewAugment;
-use proto_shm::{SampleWriter, Schema};
+use proto_shm::Schema;
 
 use crate::augment::{self, ViewParams};
 use crate::rng::{sample_rng, Stream};
@@ -34,26 +34,22 @@ impl TwoCrop {
     }
 }
 
-pub(crate) fn write_i64(out: &mut SampleWriter, tensor: usize, v: i64) {
-    out.tensor_mut(tensor).copy_from_slice(&v.to_le_bytes());
-}
-
 impl Views for TwoCrop {
     fn schema(&self, batch_size: usize) -> Schema {
         proto_shm::schemas::two_crop(self.method, batch_size, self.view.size)
     }
 
-    fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
         let img = io.load(info, info.index, 0, |w, h| {
             let p = self.draw(info, w, h);
             (p, vec![p[0].need(), p[1].need()])
         })?;
         for (v, p) in img.plan.iter().enumerate() {
             io.renderer
-                .render(&io.images[img.slot], img.full_size, p, out.tensor_mut(v));
+                .render(&io.images[img.slot], img.full_size, p, out[v]);
         }
-        write_i64(out, 2, img.index as i64);
-        write_i64(out, 3, img.label);
+        out[2].copy_from_slice(&(img.index as i64).to_le_bytes());
+        out[3].copy_from_slice(&img.label.to_le_bytes());
         Ok(())
     }
 }

@@ -1,0 +1,50 @@
+//! `preview` draws contact sheets of real views (MoCo v2, CP²) from the shared photos.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+mod common;
+
+#[test]
+fn preview_sheets_for_mocov2_and_cp2() {
+    let dir = std::env::temp_dir().join(format!("preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");
+    for (name, method) in [
+        ("mocov2", "MocoV2(view: (size: 96))"),
+        ("cp2", "Cp2(view: (size: 96), output_stride: 16)"),
+    ] {
+        let cfg = dir.join(format!("{name}.ron"));
+        std::fs::write(
+            &cfg,
+            format!(r#"RunConfig(name: "{name}", dataset: (root: "{}", layout: Flat), method: {method})"#, photos.display()),
+        )
+        .unwrap();
+        let png = dir.join(format!("{name}.png"));
+        let out = Command::new(common::workspace_bin("tools", "preview"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--samples", "4", "--out"])
+            .arg(&png)
+            .env("DENSEPRE_CACHE_DIR", dir.join("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let img = image::open(&png).unwrap().into_rgb8();
+        // Two 96-px views per row, 4 rows, 4-px gutters.
+        assert_eq!((img.width(), img.height()), (2 * 100 + 4, 4 * 100 + 4));
+        // Real pictures, not blank tiles: many distinct colours.
+        let distinct: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(distinct.len() > 1000, "{name}: {} colours", distinct.len());
+        if name == "cp2" {
+            assert!(
+                img.pixels().any(|p| p.0 == [255, 220, 0]),
+                "CP² sheet lacks window outlines"
+            );
+        }
+    }
+}
