@@ -40,21 +40,26 @@ impl Forest {
     }
 }
 
-/// Edge indices in increasing cost, equal costs in index order: a stable LSD radix sort on the
-/// cost's bit pattern (non-negative doubles order like their bits), 16 bits per pass, skipping
-/// passes whose digit is the same for every edge.
-fn sort_edges(costs: &[f64]) -> Vec<u32> {
-    let keys: Vec<u64> = costs.iter().map(|c| c.to_bits()).collect();
-    let mut order: Vec<u32> = (0..costs.len() as u32).collect();
-    let mut next = vec![0u32; costs.len()];
+/// A graph edge: the cost's bit pattern (non-negative doubles order like their bits) and its ends.
+#[derive(Clone, Copy, Default)]
+struct Edge {
+    key: u64,
+    a: u32,
+    b: u32,
+}
+
+/// Stable LSD radix sort of the edges by cost, 16 bits per pass, moving whole records (streaming
+/// reads and bucketed writes) and skipping passes whose digit is the same for every edge.
+fn sort_edges(mut edges: Vec<Edge>) -> Vec<Edge> {
+    let mut next = vec![Edge::default(); edges.len()];
     let mut counts = vec![0usize; 1 << 16];
     for pass in 0..4 {
         let shift = pass * 16;
         counts.iter_mut().for_each(|c| *c = 0);
-        for &k in &keys {
-            counts[((k >> shift) & 0xFFFF) as usize] += 1;
+        for e in &edges {
+            counts[((e.key >> shift) & 0xFFFF) as usize] += 1;
         }
-        if counts.contains(&keys.len()) {
+        if counts.contains(&edges.len()) {
             continue; // one digit value everywhere: this pass would not move anything
         }
         let mut sum = 0;
@@ -63,14 +68,14 @@ fn sort_edges(costs: &[f64]) -> Vec<u32> {
             *c = sum;
             sum += n;
         }
-        for &i in &order {
-            let d = ((keys[i as usize] >> shift) & 0xFFFF) as usize;
-            next[counts[d]] = i;
+        for e in &edges {
+            let d = ((e.key >> shift) & 0xFFFF) as usize;
+            next[counts[d]] = *e;
             counts[d] += 1;
         }
-        std::mem::swap(&mut order, &mut next);
+        std::mem::swap(&mut edges, &mut next);
     }
-    order
+    edges
 }
 
 /// Segment labels (row-major, `width × height`), 0-based and dense.
@@ -99,33 +104,37 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
         }
         s.sqrt()
     };
-    // Edges in skimage's order: right, down, down-right, up-right.
-    let mut edges: Vec<(u32, u32)> = Vec::with_capacity(4 * n);
+    // Edges in skimage's order (right, down, down-right, up-right, each row-major) as records of
+    // (cost bits, pixel a, pixel b), then sorted by cost, stably, so equal costs keep that order.
+    let mut edges: Vec<Edge> = Vec::with_capacity(4 * n);
+    let mut push = |a: usize, b: usize| {
+        edges.push(Edge {
+            key: dist(a, b).to_bits(),
+            a: a as u32,
+            b: b as u32,
+        })
+    };
     for y in 0..height {
         for x in 1..width {
-            edges.push(((y * width + x) as u32, (y * width + x - 1) as u32));
+            push(y * width + x, y * width + x - 1);
         }
     }
     for y in 1..height {
         for x in 0..width {
-            edges.push(((y * width + x) as u32, ((y - 1) * width + x) as u32));
+            push(y * width + x, (y - 1) * width + x);
         }
     }
     for y in 1..height {
         for x in 1..width {
-            edges.push(((y * width + x) as u32, ((y - 1) * width + x - 1) as u32));
+            push(y * width + x, (y - 1) * width + x - 1);
         }
     }
     for y in 0..height.saturating_sub(1) {
         for x in 1..width {
-            edges.push(((y * width + x) as u32, ((y + 1) * width + x - 1) as u32));
+            push(y * width + x, (y + 1) * width + x - 1);
         }
     }
-    let costs: Vec<f64> = edges
-        .iter()
-        .map(|&(a, b)| dist(a as usize, b as usize))
-        .collect();
-    let order = sort_edges(&costs);
+    let sorted = sort_edges(edges);
 
     let k = params.scale / 255.0;
     let mut forest = Forest {
@@ -133,13 +142,12 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
     };
     let mut size = vec![1u32; n];
     let mut cint = vec![0f64; n];
-    for &e in &order {
-        let (a, b) = edges[e as usize];
+    for e in &sorted {
+        let (a, b, c) = (e.a, e.b, f64::from_bits(e.key));
         let (ra, rb) = (forest.find(a), forest.find(b));
         if ra == rb {
             continue;
         }
-        let c = costs[e as usize];
         let ta = cint[ra as usize] + k / size[ra as usize] as f64;
         let tb = cint[rb as usize] + k / size[rb as usize] as f64;
         if c < ta.min(tb) {
@@ -148,9 +156,8 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
             cint[r as usize] = c;
         }
     }
-    for &e in &order {
-        let (a, b) = edges[e as usize];
-        let (ra, rb) = (forest.find(a), forest.find(b));
+    for e in &sorted {
+        let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
             continue;
         }
@@ -161,19 +168,20 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
             size[r as usize] = size[ra as usize] + size[rb as usize];
         }
     }
-    // Dense labels in order of root index (np.unique's sorted order).
+    // Dense labels in order of root index (np.unique's sorted order). A root is the smallest
+    // index of its component, so walking indices upwards meets each root before its members.
     let mut label_of_root = vec![u32::MAX; n];
-    let mut roots: Vec<u32> = (0..n as u32).map(|i| forest.find(i)).collect();
-    let mut sorted_roots: Vec<u32> = roots.clone();
-    sorted_roots.sort_unstable();
-    sorted_roots.dedup();
-    for (label, r) in sorted_roots.into_iter().enumerate() {
-        label_of_root[r as usize] = label as u32;
+    let mut labels = vec![0u32; n];
+    let mut next = 0u32;
+    for i in 0..n as u32 {
+        let r = forest.find(i);
+        if r == i {
+            label_of_root[i as usize] = next;
+            next += 1;
+        }
+        labels[i as usize] = label_of_root[r as usize];
     }
-    for r in roots.iter_mut() {
-        *r = label_of_root[*r as usize];
-    }
-    roots
+    labels
 }
 
 #[cfg(test)]
