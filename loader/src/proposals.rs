@@ -199,7 +199,7 @@ impl StoreWriter {
     /// Appends one block and makes it durable.
     pub fn append_block(&mut self, items: &[ImageProposals]) -> Result<()> {
         let raw = encode_block(items);
-        let comp = zstd::encode_all(&raw[..], 9)?;
+        let comp = zstd::encode_all(&raw[..], 19)?;
         let mut head = Vec::with_capacity(24);
         head.extend_from_slice(BLOCK_MAGIC);
         head.extend_from_slice(&(comp.len() as u32).to_le_bytes());
