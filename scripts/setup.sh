@@ -21,8 +21,8 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust (htt
 
 # Python side (reference pipelines for benchmarks, fixture regeneration): only when asked.
 if [ "${1:-}" = "--python" ] || [ "${SETUP_PYTHON:-0}" = "1" ]; then
-    if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import PIL, numpy" 2>/dev/null; then
-        echo "setup: creating .venv with Pillow and numpy" >&2
+    if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import PIL, numpy, selectivesearch, cv2, scipy" 2>/dev/null; then
+        echo "setup: creating .venv with the reference scripts' packages (tests/reference/requirements.txt)" >&2
         python3 -m venv .venv
         .venv/bin/pip install -q -r tests/reference/requirements.txt
     fi

@@ -3,7 +3,7 @@
 with SoCo's parameters (scale 300, sigma 0.9, min_size 100) on full-resolution images, before any
 filtering. Writes JSON {file: {"rects": [[x, y, w, h], ...], "ms": t}}.
 
-    .venv/bin/pip install selectivesearch==0.4 scikit-image   (scripts/setup.sh --python does it)
+    scripts/setup.sh --python   (installs selectivesearch, scikit-image, Pillow, numpy)
     .venv/bin/python tests/reference/selective_search_reference.py DIR COUNT OUT.json
 """
 import json
