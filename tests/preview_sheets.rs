@@ -1,4 +1,4 @@
-//! `preview` draws contact sheets of real views (MoCo v2, CP²) from the shared photos.
+//! `preview` draws contact sheets of real views (MoCo v2, CP², patch rotation) from the shared photos.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -6,7 +6,7 @@ use std::process::Command;
 mod common;
 
 #[test]
-fn preview_sheets_for_mocov2_and_cp2() {
+fn preview_sheets_for_mocov2_cp2_and_patch_rotation() {
     let dir = std::env::temp_dir().join(format!("preview-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");

@@ -28,3 +28,13 @@ pub fn cp2(batch_size: usize, size: usize, stride: usize) -> Schema {
         .tensor("index", DType::I64, &[1])
         .tensor("label", DType::I64, &[1])
 }
+
+/// SSL4DP patch-level rotation: one view of `size`², cut into `grid`² square patches each rotated by
+/// k·90° (counter-clockwise); `rotation` holds k per patch (row-major).
+pub fn patch_rotation(batch_size: usize, size: usize, grid: usize) -> Schema {
+    Schema::new("patch-rotation", batch_size)
+        .tensor("view0", DType::U8, &[size, size, 3])
+        .tensor("rotation", DType::U8, &[grid, grid])
+        .tensor("index", DType::I64, &[1])
+        .tensor("label", DType::I64, &[1])
+}

@@ -1,6 +1,8 @@
 //! `preview`: a PNG contact sheet of what the network will see for N samples of a run — each row
 //! one sample's views as the loader writes them into the ring (before normalisation). CP²
-//! composites get the pasted window's outline (yellow) and its OS16 cell centres (red dots).
+//! composites get the pasted window's outline (yellow) and its OS16 cell centres (red dots). Patch
+//! rotation shows the rotated view with its grid (cyan) and, beside it, the same view with every
+//! patch turned back by its label — what the labels mean, made visible.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +56,11 @@ fn main() -> Result<()> {
         run.loader.max_decoded_pixels,
         true,
     );
-    if schema.tensors.len() < 2 || schema.tensors[0].shape.len() != 3 {
+    let plr_grid = match &run.method {
+        MethodConfig::PatchRotation(p) => Some(p.grid),
+        _ => None,
+    };
+    if plr_grid.is_none() && (schema.tensors.len() < 2 || schema.tensors[1].shape.len() != 3) {
         bail!(
             "preview shows two image views per sample; {} has another layout",
             run.method.name()
@@ -71,6 +77,24 @@ fn main() -> Result<()> {
             let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
             views.fill(&info, &mut io, &mut out)?;
         }
+        if let Some(g) = plr_grid {
+            // Column 2: the view with every patch turned back by its label.
+            let p = size / g;
+            let mut restored = bufs[0].clone();
+            let mut tmp = Vec::new();
+            for (k, &r) in bufs[1].clone().iter().enumerate() {
+                loader::views::patch_rotation::rotate_patch(
+                    &mut restored,
+                    size,
+                    (k % g) * p,
+                    (k / g) * p,
+                    p,
+                    (4 - r) % 4,
+                    &mut tmp,
+                );
+            }
+            bufs[1] = restored;
+        }
         for v in 0..cols {
             let (ox, oy) = (pad + v * (size + pad), pad + row * (size + pad));
             let img = &bufs[v];
@@ -78,6 +102,12 @@ fn main() -> Result<()> {
                 for x in 0..size {
                     let i = (y * size + x) * 3;
                     let mut px = [img[i], img[i + 1], img[i + 2]];
+                    if let Some(g) = plr_grid {
+                        let p = size / g;
+                        if v == 0 && (x % p == 0 || y % p == 0) {
+                            px = [0, 220, 230];
+                        }
+                    }
                     if is_cp2 {
                         let mask = &bufs[2 + v];
                         let m = |yy: usize, xx: usize| mask[yy * size + xx];
