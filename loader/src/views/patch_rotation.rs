@@ -29,7 +29,7 @@ pub fn rotate_patch(
     k: u8,
     tmp: &mut Vec<u8>,
 ) {
-    if k % 4 == 0 {
+    if k.is_multiple_of(4) {
         return;
     }
     tmp.resize(p * p * 3, 0);
