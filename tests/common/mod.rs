@@ -1,24 +1,22 @@
 //! Helpers shared by the cross-process tests.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-static BUILD: Mutex<()> = Mutex::new(());
+static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
-/// Path of a workspace binary from another package (cargo only builds this package's binaries
-/// for its tests). Builds it with the same profile if it is missing.
+/// Path of a workspace binary from another package (cargo only builds this package's binaries for
+/// its tests). Runs `cargo build` for it once per test process, so the binary is never stale.
 #[allow(dead_code)]
 pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
     let bin = dir.join(name);
-    let _guard = BUILD.lock().unwrap();
-    if !bin.exists() {
+    let mut built = BUILT.lock().unwrap();
+    let built = built.get_or_insert_with(HashSet::new);
+    if built.insert(format!("{package}/{name}")) {
         let profile = dir.file_name().unwrap().to_string_lossy().into_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
