@@ -12,7 +12,11 @@ static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
     let bin = dir.join(name);
     let mut built = BUILT.lock().unwrap();
     let built = built.get_or_insert_with(HashSet::new);
