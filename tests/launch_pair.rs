@@ -15,15 +15,8 @@ fn bins() -> PathBuf {
     common::workspace_bin("tools", "launch")
 }
 
-fn photos() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos")
-}
-
 fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("launch-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tempdir("launch", tag)
 }
 
 /// A tiny MoCo v2: ResNet-18 on `size`² views, a queue of `queue` keys.
@@ -53,7 +46,7 @@ fn config_sized(
     trainer: (arch: ResNet18, epochs: 500, optimizer: Sgd(lr: {lr}, momentum: 0.9, weight_decay: 1e-4), base_batch_size: {batch},
               schedule: Constant, checkpoint_every: 1000),
 )"#,
-            photos().display()
+            common::photos().display()
         ),
     )
     .unwrap();
@@ -241,7 +234,7 @@ fn densecl_trains_end_to_end_and_resumes() {
     trainer: (arch: ResNet18, epochs: 50, optimizer: Sgd(lr: 0.05, momentum: 0.9, weight_decay: 1e-4), base_batch_size: 8,
               schedule: Constant, checkpoint_every: 1000),
 )"#,
-            photos().display()
+            common::photos().display()
         ),
     )
     .unwrap();

@@ -14,15 +14,8 @@ fn loader_bin() -> PathBuf {
     common::workspace_bin("loader", "loader")
 }
 
-fn photos() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos")
-}
-
 fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loader-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tempdir("loader-e2e", tag)
 }
 
 fn write_config(
@@ -108,7 +101,7 @@ fn assert_no_segment(name: &str) {
 #[test]
 fn loader_feeds_a_consumer_process_end_to_end() {
     let dir = tempdir("e2e");
-    let cfg = write_config(&dir, &photos(), "Flat", 16, 2, 1);
+    let cfg = write_config(&dir, &common::photos(), "Flat", 16, 2, 1);
     let name = format!("e2e-loader-{}", std::process::id());
     let (lo, io) = pair(&cfg, &name, &["--max-batches", "6"], &dir);
     assert_eq!(io.status.code(), Some(0), "{}", text(&io.stderr));
@@ -133,7 +126,7 @@ fn stream_is_byte_identical_for_1_and_3_workers() {
     let name = format!("e2e-det-{}", std::process::id());
     let mut runs = Vec::new();
     for workers in [1, 3] {
-        let cfg = write_config(&dir, &photos(), "Flat", 8, workers, 1);
+        let cfg = write_config(&dir, &common::photos(), "Flat", 8, workers, 1);
         let (lo, io) = pair(
             &cfg,
             &format!("{name}-{workers}"),
@@ -155,7 +148,7 @@ fn stream_is_byte_identical_for_1_and_3_workers() {
 #[test]
 fn resume_mid_epoch_reproduces_the_stream() {
     let dir = tempdir("resume");
-    let cfg = write_config(&dir, &photos(), "Flat", 16, 2, 2);
+    let cfg = write_config(&dir, &common::photos(), "Flat", 16, 2, 2);
     let name = format!("e2e-resume-{}", std::process::id());
     // 254 images / 16 = 15 batches per epoch; the full run crosses into epoch 1.
     let (lo, io) = pair(
@@ -196,7 +189,11 @@ fn bad_files_are_skipped_counted_named_and_batches_stay_full() {
     let class = root.join("train/n0001");
     std::fs::create_dir_all(&class).unwrap();
     std::fs::create_dir_all(root.join("train/n0002_empty")).unwrap();
-    for (i, e) in std::fs::read_dir(photos()).unwrap().take(40).enumerate() {
+    for (i, e) in std::fs::read_dir(common::photos())
+        .unwrap()
+        .take(40)
+        .enumerate()
+    {
         std::fs::copy(e.unwrap().path(), class.join(format!("good{i:02}.JPEG"))).unwrap();
     }
     let good = std::fs::read(class.join("good00.JPEG")).unwrap();
@@ -273,7 +270,7 @@ fn empty_dataset_is_a_one_line_error() {
 #[test]
 fn sigterm_stops_the_loader_and_tells_the_consumer() {
     let dir = tempdir("sigterm");
-    let cfg = write_config(&dir, &photos(), "Flat", 8, 1, 5);
+    let cfg = write_config(&dir, &common::photos(), "Flat", 8, 1, 5);
     let name = format!("e2e-sigterm-{}", std::process::id());
     let mut l = loader(&cfg, &name, &[], &dir).spawn().unwrap();
     let i = inspect(&cfg, &name, &["--delay-ms", "100"])
@@ -298,7 +295,7 @@ fn sigterm_stops_the_loader_and_tells_the_consumer() {
 #[test]
 fn killed_consumer_stops_the_loader_within_3s() {
     let dir = tempdir("killcons");
-    let cfg = write_config(&dir, &photos(), "Flat", 8, 1, 5);
+    let cfg = write_config(&dir, &common::photos(), "Flat", 8, 1, 5);
     let name = format!("e2e-killcons-{}", std::process::id());
     let mut l = loader(&cfg, &name, &[], &dir).spawn().unwrap();
     let mut i = inspect(&cfg, &name, &["--delay-ms", "100"])

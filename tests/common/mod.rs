@@ -33,3 +33,18 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
     }
     bin
 }
+
+/// The shared real photos (tests may read ../shared/data; the product never does).
+#[allow(dead_code)]
+pub fn photos() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos")
+}
+
+/// A fresh scratch folder for one test, unique to this process.
+#[allow(dead_code)]
+pub fn tempdir(prefix: &str, tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{prefix}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
