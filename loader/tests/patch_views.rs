@@ -83,3 +83,91 @@ fn unrotating_with_the_labels_restores_the_view() {
         "rotation labels not spread: {counts:?}"
     );
 }
+
+/// A 256×256 image whose red and green channels are the pixel's x and y: a view's pixel colour then
+/// says which source point it shows, independently of the geometry code under test.
+#[test]
+fn cell_matches_point_at_the_same_source_pixels() {
+    use loader::ops::crop::CropBox;
+    use loader::views::patch_moco::cell_matches;
+    use rand::{Rng, SeedableRng};
+    let n = 256;
+    let mut src = RgbImage::new(n, n);
+    for y in 0..n {
+        for x in 0..n {
+            let i = (y * n + x) * 3;
+            src.data[i] = x as u8;
+            src.data[i + 1] = y as u8;
+            src.data[i + 2] = 128;
+        }
+    }
+    let (size, stride) = (128usize, 16usize);
+    let g = size / stride;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut r = Renderer::new();
+    let (mut matched, mut unmatched) = (0, 0);
+    for _ in 0..40 {
+        let mut view = |rng: &mut rand_chacha::ChaCha8Rng| {
+            let w = rng.random_range(100..=256);
+            let h = rng.random_range(100..=256);
+            let crop = CropBox {
+                x: rng.random_range(0..=n - w),
+                y: rng.random_range(0..=n - h),
+                w,
+                h,
+            };
+            let cfg = config::ViewAugment {
+                size,
+                ..config::ViewAugment::default()
+            };
+            let mut p = augment::draw_with_crop(rng, &cfg, crop);
+            (p.jitter, p.grayscale, p.blur_sigma, p.solarize) = (None, false, None, None);
+            let mut px = vec![0u8; size * size * 3];
+            r.render(&src, (n, n), &p, &mut px);
+            (p, px)
+        };
+        let (a, pa) = view(&mut rng);
+        let (b, pb) = view(&mut rng);
+        // The source point at a cell centre: mean of the 4 pixels around it, +0.5 for pixel centres.
+        let at = |px: &[u8], i: usize, j: usize| -> (f64, f64) {
+            let (cy, cx) = (i * stride + stride / 2, j * stride + stride / 2);
+            let mut s = (0.0, 0.0);
+            for (yy, xx) in [(cy - 1, cx - 1), (cy - 1, cx), (cy, cx - 1), (cy, cx)] {
+                let k = (yy * size + xx) * 3;
+                s.0 += px[k] as f64 / 4.0;
+                s.1 += px[k + 1] as f64 / 4.0;
+            }
+            (s.0 + 0.5, s.1 + 0.5)
+        };
+        for (k, &m) in cell_matches(&a, &b, size, stride).iter().enumerate() {
+            let (xa, ya) = at(&pa, k / g, k % g);
+            if m >= 0 {
+                let (xb, yb) = at(&pb, m as usize / g, m as usize % g);
+                // Same point up to half a view-1 cell, in source pixels, plus rounding.
+                let tol_x = stride as f64 / 2.0 * b.crop.w as f64 / size as f64 + 1.5;
+                let tol_y = stride as f64 / 2.0 * b.crop.h as f64 / size as f64 + 1.5;
+                assert!(
+                    (xa - xb).abs() <= tol_x && (ya - yb).abs() <= tol_y,
+                    "cell {k} -> {m}: ({xa}, {ya}) vs ({xb}, {yb})"
+                );
+                matched += 1;
+            } else {
+                // Not visible in view 1: the point lies outside its crop.
+                let inside = xa > b.crop.x as f64 + 1.0
+                    && xa < (b.crop.x + b.crop.w) as f64 - 1.0
+                    && ya > b.crop.y as f64 + 1.0
+                    && ya < (b.crop.y + b.crop.h) as f64 - 1.0;
+                assert!(
+                    !inside,
+                    "cell {k} unmatched but ({xa}, {ya}) is inside {:?}",
+                    b.crop
+                );
+                unmatched += 1;
+            }
+        }
+    }
+    assert!(
+        matched > 500 && unmatched > 50,
+        "{matched} matched, {unmatched} unmatched"
+    );
+}

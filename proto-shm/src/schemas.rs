@@ -38,3 +38,16 @@ pub fn patch_rotation(batch_size: usize, size: usize, grid: usize) -> Schema {
         .tensor("index", DType::I64, &[1])
         .tensor("label", DType::I64, &[1])
 }
+
+/// SSL4DP patch-level MoCo: two views of `size`² and, for each `stride`-pixel cell of view 0, the
+/// index of the view-1 cell showing the same image point (row-major), or −1 when it falls outside.
+pub fn patch_moco(batch_size: usize, size: usize, stride: usize) -> Schema {
+    let g = size / stride;
+    Schema::new("patch-moco", batch_size)
+        .attr("cell_stride", stride)
+        .tensor("view0", DType::U8, &[size, size, 3])
+        .tensor("view1", DType::U8, &[size, size, 3])
+        .tensor("match", DType::I32, &[g * g])
+        .tensor("index", DType::I64, &[1])
+        .tensor("label", DType::I64, &[1])
+}

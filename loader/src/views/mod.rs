@@ -2,6 +2,7 @@
 //! the ring is allocated once) and writes one sample's tensors in place into a ring slot.
 
 pub mod cp2;
+pub mod patch_moco;
 pub mod patch_rotation;
 mod two_crop;
 
@@ -32,6 +33,7 @@ pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
         MethodConfig::DenseCl(d) => Box::new(TwoCrop::new("densecl", d.moco.view.clone())),
         MethodConfig::Cp2(c) => Box::new(cp2::Cp2::new(c.clone())),
         MethodConfig::PatchRotation(p) => Box::new(patch_rotation::PatchRotation::new(p.clone())),
+        MethodConfig::PatchMoco(p) => Box::new(patch_moco::PatchMoco::new(p.clone())),
         other => anyhow::bail!("the loader does not build {} views yet", other.name()),
     })
 }
