@@ -74,6 +74,9 @@ pub struct Resizer {
     vert: Taps,
     tmp: Vec<u8>,
     acc: Vec<i32>,
+    /// The rows the horizontal pass reads, transposed, and its output before transposing back.
+    src_t: Vec<u8>,
+    out_t: Vec<u8>,
 }
 
 impl Resizer {
@@ -120,23 +123,39 @@ impl Resizer {
         let rows = if need_v { last - first } else { out_h };
         let first = if need_v { first } else { 0 };
         self.tmp.resize(out_w * rows * 3, 0);
-        let ks = self.horiz.ksize;
+        // The horizontal pass runs as a column pass on the transposed rows: each output column is
+        // a weighted sum of whole input columns, so the inner loop is straight vector code. The
+        // sums (same taps, same order, same rounding) are exactly Pillow's.
+        let w = src.width;
+        self.src_t.resize(w * rows * 3, 0);
         for r in 0..rows {
             let row = src.row(first + r);
-            let out = &mut self.tmp[r * out_w * 3..(r + 1) * out_w * 3];
-            for (xx, px) in out.chunks_exact_mut(3).enumerate() {
-                let (xmin, n) = self.horiz.bounds[xx];
-                let k = &self.horiz.weights[xx * ks..xx * ks + n];
-                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
-                for (i, &w) in k.iter().enumerate() {
-                    let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
-                    acc[0] += p[0] as i32 * w;
-                    acc[1] += p[1] as i32 * w;
-                    acc[2] += p[2] as i32 * w;
-                }
-                px[0] = clip8(acc[0]);
-                px[1] = clip8(acc[1]);
-                px[2] = clip8(acc[2]);
+            for (x, p) in row.chunks_exact(3).enumerate() {
+                let d = (x * rows + r) * 3;
+                self.src_t[d..d + 3].copy_from_slice(p);
+            }
+        }
+        let t_view = ImageView {
+            data: &self.src_t,
+            width: rows,
+            height: w,
+            stride: rows * 3,
+        };
+        self.out_t.resize(out_w * rows * 3, 0);
+        vertical(
+            t_view,
+            &self.horiz,
+            0,
+            rows,
+            out_w,
+            &mut self.out_t,
+            &mut self.acc,
+        );
+        for xx in 0..out_w {
+            let col = &self.out_t[xx * rows * 3..(xx + 1) * rows * 3];
+            for (r, p) in col.chunks_exact(3).enumerate() {
+                let d = (r * out_w + xx) * 3;
+                self.tmp[d..d + 3].copy_from_slice(p);
             }
         }
         let tmp = ImageView {
