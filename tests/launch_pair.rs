@@ -147,8 +147,12 @@ fn child_pids(launch_out: &mut Child) -> (u32, u32, String) {
     use std::io::{BufRead, BufReader};
     let stdout = launch_out.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().unwrap().unwrap();
-    // "launch: loader pid L, trainer pid T, segment S"
+    // "launch: loader pid L, trainer pid T, segment S" — the children's forwarded output may come first.
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("launch: loader pid"))
+        .expect("launch printed its children's pids");
     let f: Vec<&str> = line.split_whitespace().collect();
     let l = f[3].trim_end_matches(',').parse().unwrap();
     let t = f[6].trim_end_matches(',').parse().unwrap();
