@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+/// These tests each run a loader + trainer pair; on a 2-core machine they run one at a time so that
+/// their timing assertions measure the pair, not the other tests.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn bins() -> PathBuf {
     // launch finds loader and trainer next to itself.
     common::workspace_bin("loader", "loader");
@@ -87,6 +95,7 @@ fn losses(metrics: &Path) -> Vec<(u64, f64)> {
 
 #[test]
 fn pretraining_run_lowers_the_loss() {
+    let _serial = serial();
     let dir = tempdir("lower");
     // A queue of one batch (full of real keys after the first step, so the loss can only fall by
     // learning): 100 steps of SGD, batch 16 of 64×64 views, over 32 photos. Chance is ln 17 = 2.83.
@@ -108,6 +117,7 @@ fn pretraining_run_lowers_the_loss() {
 
 #[test]
 fn resumed_run_reproduces_the_uninterrupted_losses() {
+    let _serial = serial();
     let dir = tempdir("resume");
     let cfg = config(&dir, "resume", 64, 0.03, 96);
     let full = launch(&cfg, &dir.join("full"), &["--max-steps", "16"])
@@ -162,6 +172,7 @@ fn child_pids(launch_out: &mut Child) -> (u32, u32, String) {
 }
 
 fn kill_side(which: usize) {
+    let _serial = serial();
     let dir = tempdir(&format!("kill{which}"));
     let cfg = config(&dir, &format!("kill{which}"), 64, 0.03, 96);
     let mut l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
@@ -224,6 +235,7 @@ fn killing_the_trainer_ends_the_pair() {
 
 #[test]
 fn densecl_trains_end_to_end_and_resumes() {
+    let _serial = serial();
     let dir = tempdir("densecl");
     let p = dir.join("run.ron");
     std::fs::write(
