@@ -82,6 +82,8 @@ pub struct ImageIo {
     /// Decode targets; a sample that needs several images uses several slots.
     pub images: Vec<RgbImage>,
     pub dct_scaling: bool,
+    /// A view-sized scratch buffer for builders that render an intermediate view (CP² backgrounds).
+    pub scratch: Vec<u8>,
     bytes: Vec<u8>,
 }
 
@@ -99,6 +101,7 @@ impl ImageIo {
             renderer: Renderer::new(),
             images: Vec::new(),
             dct_scaling,
+            scratch: Vec::new(),
             bytes: Vec::new(),
         }
     }

@@ -120,7 +120,9 @@ impl Cp2 {
         for (v, p) in fg.plan.iter().enumerate() {
             io.renderer.render(&io.images[0], fg.full_size, p, out[v]);
         }
-        let mut bg = vec![0u8; size * size * 3];
+        // The background view goes to the worker's scratch buffer: no allocation per sample.
+        let mut bg = std::mem::take(&mut io.scratch);
+        bg.resize(size * size * 3, 0);
         let stride = self.cfg.output_stride;
         for c in 0..2 {
             let b = io.load(info, d.backgrounds[c], 1 + c, |w, h| {
@@ -153,6 +155,7 @@ impl Cp2 {
                 }
             }
         }
+        io.scratch = bg;
         out[6].copy_from_slice(&(fg_index as i64).to_le_bytes());
         out[7].copy_from_slice(&fg_label.to_le_bytes());
         Ok(())
