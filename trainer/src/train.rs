@@ -2,7 +2,7 @@
 //! optimiser step, schedules, metrics, atomic checkpoints and exact resume.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -309,7 +309,7 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
             break;
         };
         let wait_ms = (ring.waited - wait_before).as_secs_f64() * 1e3;
-        let (bpe, total_batches) = ring_info(&ring);
+        let (bpe, total_batches) = ring.stream_info();
         let total = (run.trainer.epochs as u64 * bpe).max(total_batches).max(1) as usize;
         let warmup = match run.trainer.schedule {
             Schedule::Cosine { warmup_epochs, .. } => (warmup_epochs * bpe as f64) as usize,
@@ -383,10 +383,6 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
     })
 }
 
-fn ring_info(ring: &RingBatches) -> (u64, u64) {
-    ring.stream_info()
-}
-
 /// Writes a summary for people.
 pub fn print_summary(s: &Summary) {
     println!(
@@ -401,5 +397,3 @@ pub fn print_summary(s: &Summary) {
     println!("  metrics:    {}", s.metrics.display());
     println!("  loss plot:  {}", s.plot.display());
 }
-
-pub fn _unused(_: &Path) {}

@@ -18,10 +18,9 @@ pub fn l2_normalize<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 
 /// Cross-entropy with target class 0 for each row of `logits` `[n, c]`, averaged: `logsumexp − x₀`.
 pub fn cross_entropy_first(logits: Tensor<2>) -> Tensor<1> {
-    let [n, c] = logits.dims();
+    let [n, _] = logits.dims();
     let max = logits.clone().max_dim(1).detach();
     let lse = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
     let first = logits.slice([0..n, 0..1]);
-    let _ = c;
     (lse - first).mean()
 }

@@ -5,7 +5,7 @@
 //! Options: zero-init of each block's last BN γ, and torchvision's replace-stride-with-dilation
 //! for output stride 16 or 8.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -286,6 +286,3 @@ impl ResNet {
             .fold(x, |x, layer| layer.iter().fold(x, |x, b| b.forward(x)))
     }
 }
-
-/// Keeps `Param` in scope for the record-mapping helpers elsewhere.
-pub type FloatParam<const D: usize> = Param<Tensor<D>>;
