@@ -159,6 +159,17 @@ impl Decoder {
         decode_with_image_crate(bytes, info, self.max_pixels, out)
     }
 
+    /// Probes and decodes `bytes` at full resolution into `out`; returns what the header said.
+    pub fn decode_full(
+        &mut self,
+        bytes: &[u8],
+        out: &mut RgbImage,
+    ) -> Result<ImageInfo, DecodeError> {
+        let info = self.probe(bytes)?;
+        self.decode(bytes, &info, (1, 1), out)?;
+        Ok(info)
+    }
+
     fn decode_jpeg_rgb(
         &mut self,
         bytes: &[u8],

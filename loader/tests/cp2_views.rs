@@ -45,10 +45,8 @@ fn photos() -> PathBuf {
 
 fn decode(path: PathBuf) -> RgbImage {
     let bytes = std::fs::read(path).unwrap();
-    let mut d = Decoder::new(1 << 28);
-    let info = d.probe(&bytes).unwrap();
     let mut img = RgbImage::default();
-    d.decode(&bytes, &info, (1, 1), &mut img).unwrap();
+    Decoder::new(1 << 28).decode_full(&bytes, &mut img).unwrap();
     img
 }
 

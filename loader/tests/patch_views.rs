@@ -52,10 +52,8 @@ fn unrotating_with_the_labels_restores_the_view() {
         }
         // Independent render of the un-rotated view.
         let bytes = std::fs::read(ds.path_of(info.index)).unwrap();
-        let mut dec = Decoder::new(1 << 28);
-        let h = dec.probe(&bytes).unwrap();
         let mut img = RgbImage::default();
-        dec.decode(&bytes, &h, (1, 1), &mut img).unwrap();
+        Decoder::new(1 << 28).decode_full(&bytes, &mut img).unwrap();
         let mut rng = sample_rng(info.seed, info.epoch, info.position, Stream::View(0));
         let p = augment::draw(&mut rng, &cfg.view, img.width, img.height);
         let mut want = vec![0u8; 96 * 96 * 3];

@@ -102,10 +102,7 @@ fn main() -> Result<()> {
     };
     for (name, v) in refs.as_object().context("reference is an object")? {
         let bytes = std::fs::read(cli.data.join(name))?;
-        let info = dec
-            .probe(&bytes)
-            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        dec.decode(&bytes, &info, (1, 1), &mut img)
+        dec.decode_full(&bytes, &mut img)
             .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let t = Instant::now();
         let ours = if cli.ks.is_empty() {

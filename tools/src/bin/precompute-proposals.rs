@@ -146,10 +146,7 @@ fn run(
                         let t = Instant::now();
                         let res = std::fs::read(ds.path_of(index))
                             .map_err(|e| e.to_string())
-                            .and_then(|bytes| {
-                                let info = dec.probe(&bytes).map_err(|e| e.to_string())?;
-                                dec.decode(&bytes, &info, (1, 1), &mut img).map_err(|e| e.to_string())
-                            });
+                            .and_then(|bytes| dec.decode_full(&bytes, &mut img).map(|_| ()).map_err(|e| e.to_string()));
                         let p = match res {
                             Ok(()) => {
                                 let rects = selective_search(&img.data, img.width, img.height, &Params::default());

@@ -182,17 +182,13 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
 
 fn measure_decode(cli: &Cli) -> Result<(f64, f64)> {
     let ds = dataset(&cli.data)?;
-    let files: Vec<Vec<u8>> = (0..ds.len())
-        .map(|i| std::fs::read(ds.path_of(i)))
-        .collect::<Result<_, _>>()?;
     let mut dec = loader::decode::Decoder::new(89_478_485);
     let mut img = loader::image::RgbImage::default();
     let start = Instant::now();
     for i in 0..cli.samples {
         // Read from disk (page cache) as the pipelines do.
-        let bytes = std::fs::read(ds.path_of(i % files.len()))?;
-        let info = dec.probe(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-        dec.decode(&bytes, &info, (1, 1), &mut img)
+        let bytes = std::fs::read(ds.path_of(i % ds.len()))?;
+        dec.decode_full(&bytes, &mut img)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok((
