@@ -28,6 +28,29 @@ fn decode_photo(name: &str) -> RgbImage {
     out
 }
 
+/// `case["box"]` (x0, y0, x1, y1) of `img`, resized to `case["size"]` as Pillow's crop + resize.
+fn crop_resize(resizer: &mut Resizer, img: &RgbImage, case: &serde_json::Value) -> Vec<u8> {
+    let ints = |k: &str| -> Vec<usize> {
+        case[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let (b, s) = (ints("box"), ints("size"));
+    let crop = img.view().crop(b[0], b[1], b[2] - b[0], b[3] - b[1]);
+    let mut out = vec![0u8; s[0] * s[1] * 3];
+    resizer.resize(
+        crop,
+        [0.0, 0.0, crop.width as f64, crop.height as f64],
+        s[0],
+        s[1],
+        &mut out,
+    );
+    out
+}
+
 /// Largest per-channel difference, and the fraction of channels that are exactly equal.
 fn compare(ours: &[u8], pillow: &[u8]) -> (u8, f64) {
     assert_eq!(ours.len(), pillow.len(), "sizes differ");
@@ -74,28 +97,7 @@ fn ops_and_decoder_match_pillow_within_2() {
                     let v = full.view().crop(x, y, 64, 64);
                     (0..64).flat_map(|r| v.row(r).to_vec()).collect()
                 } else {
-                    let b: Vec<usize> = case["box"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_u64().unwrap() as usize)
-                        .collect();
-                    let s: Vec<usize> = case["size"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_u64().unwrap() as usize)
-                        .collect();
-                    let crop = full.view().crop(b[0], b[1], b[2] - b[0], b[3] - b[1]);
-                    let mut out = vec![0u8; s[0] * s[1] * 3];
-                    resizer.resize(
-                        crop,
-                        [0.0, 0.0, crop.width as f64, crop.height as f64],
-                        s[0],
-                        s[1],
-                        &mut out,
-                    );
-                    out
+                    crop_resize(&mut resizer, full, case)
                 }
             }
             "decode_file" => {
@@ -110,30 +112,7 @@ fn ops_and_decoder_match_pillow_within_2() {
                 let f = case.get("factor").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;
                 let mut d = src.data.clone();
                 match op.as_str() {
-                    "resize" => {
-                        let b: Vec<usize> = case["box"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.as_u64().unwrap() as usize)
-                            .collect();
-                        let s: Vec<usize> = case["size"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.as_u64().unwrap() as usize)
-                            .collect();
-                        let crop = src.view().crop(b[0], b[1], b[2] - b[0], b[3] - b[1]);
-                        let mut out = vec![0u8; s[0] * s[1] * 3];
-                        resizer.resize(
-                            crop,
-                            [0.0, 0.0, crop.width as f64, crop.height as f64],
-                            s[0],
-                            s[1],
-                            &mut out,
-                        );
-                        out
-                    }
+                    "resize" => crop_resize(&mut resizer, &src, case),
                     "brightness" => {
                         color::adjust_brightness(&mut d, f);
                         d
