@@ -79,6 +79,17 @@ fn pair(cfg: &Path, name: &str, loader_args: &[&str], cache: &Path) -> (Output, 
     (lo, io)
 }
 
+/// Both the loader and the consumer exited 0; otherwise shows both sides' stderr.
+fn assert_both_ok(lo: &Output, io: &Output) {
+    assert_eq!(
+        (lo.status.code(), io.status.code()),
+        (Some(0), Some(0)),
+        "loader: {}\nconsumer: {}",
+        text(&lo.stderr),
+        text(&io.stderr)
+    );
+}
+
 fn digests(out: &Output) -> Vec<String> {
     // "batch <seq> epoch <e> index <i> digest <d>" → "<e> <i> <d>", independent of the sequence.
     text(&out.stdout)
@@ -133,12 +144,7 @@ fn stream_is_byte_identical_for_1_and_3_workers() {
             &["--max-batches", "5"],
             &dir,
         );
-        assert_eq!(
-            (lo.status.code(), io.status.code()),
-            (Some(0), Some(0)),
-            "{}",
-            text(&lo.stderr)
-        );
+        assert_both_ok(&lo, &io);
         runs.push(digests(&io));
     }
     assert_eq!(runs[0].len(), 5);
@@ -157,7 +163,7 @@ fn resume_mid_epoch_reproduces_the_stream() {
         &["--max-batches", "20"],
         &dir,
     );
-    assert_eq!((lo.status.code(), io.status.code()), (Some(0), Some(0)));
+    assert_both_ok(&lo, &io);
     let full = digests(&io);
     assert_eq!(full.len(), 20);
     let (lo, io) = pair(
@@ -173,12 +179,7 @@ fn resume_mid_epoch_reproduces_the_stream() {
         ],
         &dir,
     );
-    assert_eq!(
-        (lo.status.code(), io.status.code()),
-        (Some(0), Some(0)),
-        "{}",
-        text(&lo.stderr)
-    );
+    assert_both_ok(&lo, &io);
     assert_eq!(digests(&io), full[12..20].to_vec());
 }
 
