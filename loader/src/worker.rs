@@ -129,13 +129,14 @@ impl ImageIo {
 
     /// Loads dataset image `index` (or its deterministic replacement) into image slot `slot`.
     /// `plan` receives the full-resolution size and returns the view parameters plus the regions
-    /// they read; it is called again, with the same streams, if a replacement is needed.
-    pub fn load<P>(
+    /// they read (an array: nothing is allocated per sample); it is called again, with the same
+    /// streams, if a replacement is needed.
+    pub fn load<P, N: AsRef<[RegionNeed]>>(
         &mut self,
         info: &SampleInfo,
         index: usize,
         slot: usize,
-        plan: impl Fn(usize, usize) -> (P, Vec<RegionNeed>),
+        plan: impl Fn(usize, usize) -> (P, N),
     ) -> Result<Loaded<P>> {
         if self.images.len() <= slot {
             self.images.resize_with(slot + 1, RgbImage::default);
@@ -164,17 +165,17 @@ impl ImageIo {
         )
     }
 
-    fn try_load<P>(
+    fn try_load<P, N: AsRef<[RegionNeed]>>(
         &mut self,
         index: usize,
         slot: usize,
-        plan: &impl Fn(usize, usize) -> (P, Vec<RegionNeed>),
+        plan: &impl Fn(usize, usize) -> (P, N),
     ) -> Result<Loaded<P>, DecodeError> {
         self.read(index)?;
         let header: ImageInfo = self.decoder.probe(&self.bytes)?;
         let (p, needs) = plan(header.width, header.height);
         let scale = if self.dct_scaling && header.dct_scalable {
-            pick_dct_scale(&needs)
+            pick_dct_scale(needs.as_ref())
         } else {
             (1, 1)
         };

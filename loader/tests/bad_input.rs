@@ -182,7 +182,7 @@ fn each_bad_file_decodes_or_is_skipped_for_its_reason() {
         // Full-resolution decode (no DCT scaling) so the decoded size is the header's.
         let mut io = ImageIo::new(ds.clone(), skips.clone(), 89_478_485, false);
         let loaded = io
-            .load(&info(index, ds.len()), index, 0, |w, h| ((w, h), vec![]))
+            .load(&info(index, ds.len()), index, 0, |w, h| ((w, h), []))
             .unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
         match &c.expect {
             None => {
@@ -217,7 +217,7 @@ fn each_bad_file_decodes_or_is_skipped_for_its_reason() {
                 // The replacement is a good file and is the same on every run.
                 let again =
                     ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 89_478_485, true)
-                        .load(&info(index, ds.len()), index, 0, |w, h| ((w, h), vec![]))
+                        .load(&info(index, ds.len()), index, 0, |w, h| ((w, h), []))
                         .unwrap();
                 assert_eq!(
                     again.index, loaded.index,
@@ -261,7 +261,7 @@ fn unreadable_file_is_skipped() {
     let skips = Arc::new(SkipLog::default());
     let mut io = ImageIo::new(ds.clone(), skips.clone(), 89_478_485, true);
     let loaded = io
-        .load(&info(index, ds.len()), index, 0, |_, _| ((), vec![]))
+        .load(&info(index, ds.len()), index, 0, |_, _| ((), []))
         .unwrap();
     assert_ne!(loaded.index, index);
     assert_eq!(
@@ -280,7 +280,7 @@ fn a_dataset_of_only_bad_files_is_an_error_not_a_hang() {
     let ds = open(&dir);
     let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 89_478_485, true);
     let err = io
-        .load(&info(0, ds.len()), 0, 0, |_, _| ((), vec![]))
+        .load(&info(0, ds.len()), 0, 0, |_, _| ((), []))
         .err()
         .expect("must fail");
     assert!(

@@ -114,7 +114,7 @@ impl Cp2 {
                 self.view_params(info, 0, w, h),
                 self.view_params(info, 1, w, h),
             ];
-            (p, vec![p[0].need(), p[1].need()])
+            (p, [p[0].need(), p[1].need()])
         })?;
         let (fg_index, fg_label) = (fg.index, fg.label);
         for (v, p) in fg.plan.iter().enumerate() {
@@ -127,7 +127,7 @@ impl Cp2 {
         for c in 0..2 {
             let b = io.load(info, d.backgrounds[c], 1 + c, |w, h| {
                 let p = self.view_params(info, 2 + c as u32, w, h);
-                (p, vec![p.need()])
+                (p, [p.need()])
             })?;
             io.renderer
                 .render(&io.images[1 + c], b.full_size, &b.plan, &mut bg);

@@ -65,7 +65,7 @@ impl Views for PatchMoco {
     fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
         let img = io.load(info, info.index, 0, |w, h| {
             let p = self.two.draw(info, w, h);
-            (p, vec![p[0].need(), p[1].need()])
+            (p, [p[0].need(), p[1].need()])
         })?;
         for (v, p) in img.plan.iter().enumerate() {
             io.renderer.render(&io.images[0], img.full_size, p, out[v]);

@@ -76,7 +76,7 @@ impl Views for PatchRotation {
         let img = io.load(info, info.index, 0, |w, h| {
             let mut rng = sample_rng(info.seed, info.epoch, info.position, Stream::View(0));
             let p = augment::draw(&mut rng, &self.cfg.view, w, h);
-            (p, vec![p.need()])
+            (p, [p.need()])
         })?;
         io.renderer
             .render(&io.images[0], img.full_size, &img.plan, out[0]);

@@ -42,7 +42,7 @@ impl Views for TwoCrop {
     fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
         let img = io.load(info, info.index, 0, |w, h| {
             let p = self.draw(info, w, h);
-            (p, vec![p[0].need(), p[1].need()])
+            (p, [p[0].need(), p[1].need()])
         })?;
         for (v, p) in img.plan.iter().enumerate() {
             io.renderer
