@@ -138,6 +138,18 @@ impl ImageIo {
         slot: usize,
         plan: impl Fn(usize, usize) -> (P, N),
     ) -> Result<Loaded<P>> {
+        self.load_indexed(info, index, slot, |_, w, h| plan(w, h))
+    }
+
+    /// [`ImageIo::load`] for plans that depend on which image is used (its proposals): `plan`
+    /// receives the dataset index actually loaded (after any replacement), then the size.
+    pub fn load_indexed<P, N: AsRef<[RegionNeed]>>(
+        &mut self,
+        info: &SampleInfo,
+        index: usize,
+        slot: usize,
+        plan: impl Fn(usize, usize, usize) -> (P, N),
+    ) -> Result<Loaded<P>> {
         if self.images.len() <= slot {
             self.images.resize_with(slot + 1, RgbImage::default);
         }
@@ -169,11 +181,11 @@ impl ImageIo {
         &mut self,
         index: usize,
         slot: usize,
-        plan: &impl Fn(usize, usize) -> (P, N),
+        plan: &impl Fn(usize, usize, usize) -> (P, N),
     ) -> Result<Loaded<P>, DecodeError> {
         self.read(index)?;
         let header: ImageInfo = self.decoder.probe(&self.bytes)?;
-        let (p, needs) = plan(header.width, header.height);
+        let (p, needs) = plan(index, header.width, header.height);
         let scale = if self.dct_scaling && header.dct_scalable {
             pick_dct_scale(needs.as_ref())
         } else {

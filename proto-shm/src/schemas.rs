@@ -51,3 +51,43 @@ pub fn patch_moco(batch_size: usize, size: usize, stride: usize) -> Schema {
         .tensor("index", DType::I64, &[1])
         .tensor("label", DType::I64, &[1])
 }
+
+/// The box sets of a SoCo sample, in the order of the `boxes`, `box_ids` and `box_levels` rows:
+/// V1's boxes paired with V2, V2's, V1's paired with V3, V3's, and (SoCo*) V4's, which pair with
+/// row 0 (V4 is V2 resized, so it shares V2's boxes).
+pub const SOCO_BOX_SETS: [&str; 5] = ["v1_for_v2", "v2", "v1_for_v3", "v3", "v4"];
+
+/// SoCo / SoCo*: views V1 (whole image) and V2 at `size`², V3 at `v3_size`², optionally V4 at
+/// `v4_size`²; per box set (see [`SOCO_BOX_SETS`]) exactly `k` boxes as normalised, flipped
+/// `[x1, y1, x2, y2]` (f32), their proposal ids (i32; equal ids are the same object in the two
+/// views of a pair) and their FPN level (u8, 0 = P2 … 3 = P5, from the box's size in that view's
+/// pixels).
+pub fn soco(
+    batch_size: usize,
+    size: usize,
+    v3_size: usize,
+    v4_size: Option<usize>,
+    k: usize,
+) -> Schema {
+    let sets = if v4_size.is_some() { 5 } else { 4 };
+    let mut s = Schema::new(
+        if v4_size.is_some() {
+            "soco-star"
+        } else {
+            "soco"
+        },
+        batch_size,
+    )
+    .attr("box_sets", SOCO_BOX_SETS[..sets].join(","))
+    .tensor("view1", DType::U8, &[size, size, 3])
+    .tensor("view2", DType::U8, &[size, size, 3])
+    .tensor("view3", DType::U8, &[v3_size, v3_size, 3]);
+    if let Some(v4) = v4_size {
+        s = s.tensor("view4", DType::U8, &[v4, v4, 3]);
+    }
+    s.tensor("boxes", DType::F32, &[sets, k, 4])
+        .tensor("box_ids", DType::I32, &[sets, k])
+        .tensor("box_levels", DType::U8, &[sets, k])
+        .tensor("index", DType::I64, &[1])
+        .tensor("label", DType::I64, &[1])
+}

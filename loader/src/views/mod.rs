@@ -4,6 +4,7 @@
 pub mod cp2;
 pub mod patch_moco;
 pub mod patch_rotation;
+pub mod soco;
 mod two_crop;
 
 use anyhow::Result;
@@ -31,9 +32,12 @@ pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
     Ok(match &run.method {
         MethodConfig::MocoV2(m) => Box::new(TwoCrop::new("mocov2", m.view.clone())),
         MethodConfig::DenseCl(d) => Box::new(TwoCrop::new("densecl", d.moco.view.clone())),
+        MethodConfig::Soco(s) => Box::new(soco::Soco::open(
+            s.clone(),
+            run.dataset.proposals.as_deref(),
+        )?),
         MethodConfig::Cp2(c) => Box::new(cp2::Cp2::new(c.clone())),
         MethodConfig::PatchRotation(p) => Box::new(patch_rotation::PatchRotation::new(p.clone())),
         MethodConfig::PatchMoco(p) => Box::new(patch_moco::PatchMoco::new(p.clone())),
-        other => anyhow::bail!("the loader does not build {} views yet", other.name()),
     })
 }
