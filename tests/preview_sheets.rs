@@ -1,4 +1,4 @@
-//! `preview` draws contact sheets of real views (MoCo v2, CP², patch rotation) from the shared photos.
+//! `preview` draws contact sheets of real views (MoCo v2, CP², SoCo, patch rotation) from the shared photos.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,6 +13,7 @@ fn preview_sheets_for_mocov2_cp2_and_patch_rotation() {
     for (name, method) in [
         ("mocov2", "MocoV2(view: (size: 96))"),
         ("cp2", "Cp2(view: (size: 96), output_stride: 16)"),
+        ("soco", "Soco(image_size: 96, v3_size: 48)"),
     ] {
         let cfg = dir.join(format!("{name}.ron"));
         std::fs::write(
@@ -36,10 +37,23 @@ fn preview_sheets_for_mocov2_cp2_and_patch_rotation() {
         );
         let img = image::open(&png).unwrap().into_rgb8();
         // Two 96-px views per row, 4 rows, 4-px gutters.
-        assert_eq!((img.width(), img.height()), (2 * 100 + 4, 4 * 100 + 4));
+        // SoCo: V1, V2, V1, V3 per row.
+        let cols = if name == "soco" { 4 } else { 2 };
+        assert_eq!((img.width(), img.height()), (cols * 100 + 4, 4 * 100 + 4));
         // Real pictures, not blank tiles: many distinct colours.
         let distinct: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
         assert!(distinct.len() > 1000, "{name}: {} colours", distinct.len());
+        if name == "soco" {
+            // Box outlines in the id palette (id 1 red, id 2 green, ...).
+            let outlined = img
+                .pixels()
+                .filter(|p| p.0 == [255, 60, 60] || p.0 == [60, 220, 60])
+                .count();
+            assert!(
+                outlined > 100,
+                "SoCo sheet lacks box outlines ({outlined} px)"
+            );
+        }
         if name == "cp2" {
             assert!(
                 img.pixels().any(|p| p.0 == [255, 220, 0]),
