@@ -240,9 +240,9 @@ const GLYPHS: [[u8; 5]; 5] = [
 fn label(sheet: &mut image::RgbImage, x: usize, y: usize, level: u8, c: [u8; 3]) {
     let glyphs = [0usize, 1 + level.min(3) as usize];
     for (g, &glyph) in glyphs.iter().enumerate() {
-        for row in 0..5 {
+        for (row, bits) in GLYPHS[glyph].iter().enumerate() {
             for col in 0..3 {
-                let on = GLYPHS[glyph][row] >> (2 - col) & 1 == 1;
+                let on = bits >> (2 - col) & 1 == 1;
                 for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                     let (px, py) = ((x + g * 8 + col * 2 + dx) as u32, (y + row * 2 + dy) as u32);
                     if px < sheet.width() && py < sheet.height() {
