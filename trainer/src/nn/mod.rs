@@ -3,3 +3,4 @@
 
 pub mod heads;
 pub mod resnet;
+pub mod roi_align;
