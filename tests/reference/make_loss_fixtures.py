@@ -45,6 +45,37 @@ def densecl_dense(bq, bk, zq, zk, queue, t):
     return cross_entropy_first(np.array(rows) / t)
 
 
+def soco_box_byol(p, z, ids_a, ids_b):
+    """SoCo (§3.5), one direction A→B: per image −2·Σ_ab C[a,b]⟨p̂_a, ẑ_b⟩ / (ΣC + 1e−6), C[a,b] =
+    [ids_a[a] == ids_b[b]]; averaged over the batch."""
+    p, z = normalize(p, 2), normalize(z, 2)
+    total = 0.0
+    for i in range(p.shape[0]):
+        c = (ids_a[i][:, None] == ids_b[i][None, :]).astype(np.float64)
+        total += -2.0 * float((c * (p[i] @ z[i].T)).sum()) / (c.sum() + 1e-6)
+    return total / p.shape[0]
+
+
+def cp2_losses(q, k, mq, mk, queue, t):
+    """CP² (§4.3). q, k [n, d, cells] (normalised here); mq, mk [n, cells] 0/1 foreground masks.
+    Instance: InfoNCE of the foreground-pooled, normalised q̄, k̄ against the queue.
+    Dense: s[x, y] = ⟨q_x, k_y⟩ (τ = 1); log-softmax over query cells x for each key cell y;
+    mean over foreground×foreground pairs, then over images."""
+    q, k = normalize(q, 1), normalize(k, 1)
+    qbar = normalize(np.einsum("ndx,nx->nd", q, mq), 1)
+    kbar = normalize(np.einsum("ndx,nx->nd", k, mk), 1)
+    ins = info_nce(qbar, kbar, queue, t)
+    dense = 0.0
+    for i in range(q.shape[0]):
+        s = q[i].T @ k[i]                      # [x, y]
+        m = s.max(axis=0, keepdims=True)
+        logsm = s - (np.log(np.exp(s - m).sum(axis=0, keepdims=True)) + m)
+        pos = np.outer(mq[i], mk[i])
+        dense += float(-(logsm * pos).sum() / pos.sum())
+    dense /= q.shape[0]
+    return ins, dense
+
+
 def main(out):
     n, d, K = 6, 8, 20
     q = normalize(rng.normal(size=(n, d)), 1)
@@ -58,9 +89,28 @@ def main(out):
     q2 = normalize(rng.normal(size=(K, D)), 1)
     fx["densecl_dense"] = {"bq": bq.tolist(), "bk": bk.tolist(), "zq": zq.tolist(), "zk": zk.tolist(),
                            "queue": q2.tolist(), "t": 0.2, "loss": densecl_dense(bq, bk, zq, zk, q2, 0.2)}
+    # SoCo: K = 4 slots per view; padded duplicates and ids without a partner (−1, 0, 7).
+    n, k4, D = 3, 4, 8
+    p, z = rng.normal(size=(n, k4, D)), rng.normal(size=(n, k4, D))
+    ids_a = np.array([[1, 2, 2, 3], [5, 5, 5, 5], [0, 1, 2, 7]])
+    ids_b = np.array([[2, 1, 4, 2], [5, 6, 5, 6], [0, 9, 9, 9]])
+    fx["soco"] = {"p": p.tolist(), "z": z.tolist(), "ids_a": ids_a.tolist(), "ids_b": ids_b.tolist(),
+                  "loss": soco_box_byol(p, z, ids_a, ids_b)}
+    # CP²: 4×4 cells, windows of different sizes, one with a single foreground cell.
+    n, D, cells = 3, 8, 16
+    q, k = rng.normal(size=(n, D, cells)), rng.normal(size=(n, D, cells))
+    mq = np.zeros((n, cells)); mk = np.zeros((n, cells))
+    mq[0, [5, 6, 9, 10]] = 1; mk[0, [0, 1, 4, 5, 8, 9]] = 1
+    mq[1, :12] = 1; mk[1, 3:15] = 1
+    mq[2, [15]] = 1; mk[2, [2, 3]] = 1
+    q3 = normalize(rng.normal(size=(K, D)), 1)
+    ins, dense = cp2_losses(q, k, mq, mk, q3, 0.2)
+    fx["cp2"] = {"q": q.tolist(), "k": k.tolist(), "mq": mq.tolist(), "mk": mk.tolist(), "queue": q3.tolist(),
+                 "t": 0.2, "instance": ins, "dense": dense}
     with open(out, "w") as f:
         json.dump(fx, f)
-    print(f"wrote {out}: infonce {fx['infonce']['loss']:.6f}, dense {fx['densecl_dense']['loss']:.6f}")
+    print(f"wrote {out}: infonce {fx['infonce']['loss']:.6f}, dense {fx['densecl_dense']['loss']:.6f}, "
+          f"soco {fx['soco']['loss']:.6f}, cp2 {ins:.6f} / {dense:.6f}")
 
 
 if __name__ == "__main__":

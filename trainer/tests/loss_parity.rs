@@ -67,3 +67,70 @@ fn densecl_dense_loss_matches_numpy() {
     );
     assert!((ours - want).abs() < 1e-5, "ours {ours} numpy {want}");
 }
+
+fn ints(v: &Value) -> Vec<i32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_i64().unwrap() as i32)
+        })
+        .collect()
+}
+
+#[test]
+fn soco_box_byol_matches_numpy() {
+    use trainer::loss::soco::{box_byol, correspondence};
+    let f = &fixtures()["soco"];
+    let device = Device::default();
+    let c = correspondence(&ints(&f["ids_a"]), &ints(&f["ids_b"]), 3, &device);
+    let loss = box_byol(tensor(&f["p"], &device), tensor(&f["z"], &device), c);
+    let (ours, want) = (
+        loss.into_scalar::<f32>() as f64,
+        f["loss"].as_f64().unwrap(),
+    );
+    assert!((ours - want).abs() < 1e-5, "ours {ours} numpy {want}");
+}
+
+#[test]
+fn cp2_losses_match_numpy() {
+    use trainer::loss::cp2::{dense_loss, instance_loss};
+    use trainer::loss::l2_normalize;
+    let f = &fixtures()["cp2"];
+    let device = Device::default();
+    let q = l2_normalize(tensor::<3>(&f["q"], &device), 1);
+    let k = l2_normalize(tensor::<3>(&f["k"], &device), 1);
+    let (mq, mk) = (
+        tensor::<2>(&f["mq"], &device),
+        tensor::<2>(&f["mk"], &device),
+    );
+    let (ins, _) = instance_loss(
+        q.clone(),
+        k.clone(),
+        mq.clone(),
+        mk.clone(),
+        tensor(&f["queue"], &device),
+        0.2,
+    );
+    let dense = dense_loss(q, k, mq, mk);
+    for (name, ours, want) in [
+        (
+            "instance",
+            ins.into_scalar::<f32>() as f64,
+            f["instance"].as_f64().unwrap(),
+        ),
+        (
+            "dense",
+            dense.into_scalar::<f32>() as f64,
+            f["dense"].as_f64().unwrap(),
+        ),
+    ] {
+        assert!(
+            (ours - want).abs() < 1e-5,
+            "{name}: ours {ours} numpy {want}"
+        );
+    }
+}

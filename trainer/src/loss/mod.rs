@@ -1,7 +1,9 @@
 //! Losses as pure functions of tensors, shapes documented (solo-learn's `losses/<method>.py`).
 
+pub mod cp2;
 pub mod densecl;
 pub mod infonce;
+pub mod soco;
 
 use burn::tensor::Tensor;
 

@@ -63,3 +63,34 @@ impl DenseMlp {
         self.conv2.forward(relu(self.conv1.forward(x)))
     }
 }
+
+/// Linear → BN1d → ReLU → Linear: BYOL's projector and predictor as SoCo uses them (§3.4).
+#[derive(Module, Debug)]
+pub struct MlpBn {
+    pub fc1: Linear,
+    pub bn: burn::nn::BatchNorm,
+    pub fc2: Linear,
+}
+
+impl MlpBn {
+    pub fn new(dims: [usize; 3], device: &Device) -> MlpBn {
+        let init = Initializer::KaimingUniform {
+            gain: 1.0 / 3f64.sqrt(),
+            fan_out_only: false,
+        };
+        MlpBn {
+            fc1: LinearConfig::new(dims[0], dims[1])
+                .with_initializer(init.clone())
+                .init(device),
+            bn: burn::nn::BatchNormConfig::new(dims[1]).init(device),
+            fc2: LinearConfig::new(dims[1], dims[2])
+                .with_initializer(init)
+                .init(device),
+        }
+    }
+
+    /// `[n, in]` → `[n, out]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(relu(self.bn.forward(self.fc1.forward(x))))
+    }
+}

@@ -1,6 +1,8 @@
 //! Network building blocks, one per file (burn's layout: a `XConfig` with documented defaults and
 //! `init(&device)`, a module whose `forward` documents its shapes).
 
+pub mod fpn;
 pub mod heads;
 pub mod resnet;
 pub mod roi_align;
+pub mod roi_head;

@@ -139,7 +139,7 @@ impl ResNetConfig {
 }
 
 /// torchvision's conv init: Kaiming normal, fan-out, ReLU gain; no bias.
-fn conv(
+pub(crate) fn conv(
     cin: usize,
     cout: usize,
     k: usize,
