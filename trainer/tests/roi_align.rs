@@ -43,7 +43,7 @@ fn roi_align_matches_torchvision_reference() {
     let (features, plan, want) = setup(&device);
     let got = plan.apply(features);
     assert_eq!(got.dims(), [plan.rois, 3, 7, 7]);
-    let got: Vec<f32> = got.into_data().to_vec().unwrap();
+    let got: Vec<f32> = got.into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(got.len(), want.len());
     let worst = got
         .iter()
