@@ -246,6 +246,8 @@ pub struct Cp2Config {
     pub temperature: f32,
     pub dense_weight: f32,
     pub momentum: f32,
+    /// Single-device stand-in for the key network's Shuffle-BN (as MoCo v2's).
+    pub key_bn: KeyBatchNorm,
     /// Quick Tuning: initialise the backbone from this checkpoint (ours, or torchvision-layout
     /// safetensors); the ASPP head starts at random.
     pub init_from: Option<std::path::PathBuf>,
@@ -265,6 +267,7 @@ impl Default for Cp2Config {
             temperature: 0.2,
             dense_weight: 0.2,
             momentum: 0.999,
+            key_bn: KeyBatchNorm::ShuffledSubBatches(8),
             init_from: None,
         }
     }

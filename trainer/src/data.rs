@@ -1,6 +1,7 @@
 //! From ring slots to device tensors: one host→device transfer per tensor as u8, then u8 → float,
 //! HWC → CHW and ImageNet normalisation on the device (METHODS.md §0).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -18,6 +19,14 @@ pub fn expected_schema(run: &RunConfig) -> Result<Schema> {
     Ok(match &run.method {
         MethodConfig::MocoV2(m) => proto_shm::schemas::two_crop("mocov2", b, m.view.size),
         MethodConfig::DenseCl(d) => proto_shm::schemas::two_crop("densecl", b, d.moco.view.size),
+        MethodConfig::Soco(s) => proto_shm::schemas::soco(
+            b,
+            s.image_size,
+            s.v3_size,
+            s.star.then_some(s.v4_size),
+            s.boxes_per_view,
+        ),
+        MethodConfig::Cp2(c) => proto_shm::schemas::cp2(b, c.view.size, c.output_stride),
         other => anyhow::bail!("the trainer does not train {} yet", other.name()),
     })
 }
@@ -35,11 +44,41 @@ pub fn images_to_device(bytes: &[u8], n: usize, h: usize, w: usize, device: &Dev
     (x - mean) / std
 }
 
-/// Two augmented views of each image (MoCo v2, DenseCL).
-pub struct TwoViewBatch {
-    pub view0: Tensor<4>,
-    pub view1: Tensor<4>,
+/// One batch as a method sees it: every image tensor of the schema on the device (normalised,
+/// `[n, 3, h, w]`, in schema order), every other tensor as host bytes by name (box lists, ids and
+/// masks are small and mostly steer host-side bookkeeping).
+pub struct StepBatch {
+    pub views: Vec<Tensor<4>>,
+    pub host: BTreeMap<String, Vec<u8>>,
     pub meta: BatchMeta,
+}
+
+impl StepBatch {
+    /// Host tensor `name` (present by construction: the schema was checked on attach).
+    pub fn bytes(&self, name: &str) -> &[u8] {
+        &self.host[name]
+    }
+
+    pub fn f32s(&self, name: &str) -> Vec<f32> {
+        self.bytes(name)
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    pub fn i32s(&self, name: &str) -> Vec<i32> {
+        self.bytes(name)
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    /// A u8 0/1 mask tensor as float `[n, rest]` on `device`.
+    pub fn mask(&self, name: &str, n: usize, device: &Device) -> Tensor<2> {
+        let b = self.bytes(name);
+        let v: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        Tensor::from_data(TensorData::new(v, [n, b.len() / n]), device)
+    }
 }
 
 /// The trainer's end of the ring.
@@ -47,7 +86,7 @@ pub struct RingBatches {
     consumer: Consumer,
     device: Device,
     batch: usize,
-    size: usize,
+    schema: Schema,
     /// Time spent blocked waiting for the loader.
     pub waited: Duration,
 }
@@ -60,14 +99,13 @@ impl RingBatches {
         opts: &ShmOptions,
     ) -> Result<RingBatches> {
         let schema = expected_schema(run)?;
-        let size = schema.tensors[0].shape[0];
         let consumer =
             Consumer::open(name, &schema, opts).context("attaching to the loader's ring")?;
         Ok(RingBatches {
             consumer,
             device: device.clone(),
             batch: run.loader.batch_size,
-            size,
+            schema,
             waited: Duration::ZERO,
         })
     }
@@ -82,17 +120,27 @@ impl RingBatches {
     }
 
     /// The next batch on the device, or None at the end of the stream.
-    pub fn next_two_view(&mut self) -> Result<Option<TwoViewBatch>> {
+    pub fn next_batch(&mut self) -> Result<Option<StepBatch>> {
         let t = Instant::now();
         let batch = self.consumer.next_batch()?;
         self.waited += t.elapsed();
         let Some(batch) = batch else { return Ok(None) };
-        let (n, s) = (self.batch, self.size);
-        let view0 = images_to_device(batch.tensor(0), n, s, s, &self.device);
-        let view1 = images_to_device(batch.tensor(1), n, s, s, &self.device);
-        Ok(Some(TwoViewBatch {
-            view0,
-            view1,
+        let n = self.batch;
+        let mut views = Vec::new();
+        let mut host = BTreeMap::new();
+        for (i, spec) in self.schema.tensors.iter().enumerate() {
+            match (spec.dtype, spec.shape.as_slice()) {
+                (proto_shm::DType::U8, &[h, w, 3]) => {
+                    views.push(images_to_device(batch.tensor(i), n, h, w, &self.device))
+                }
+                _ => {
+                    host.insert(spec.name.clone(), batch.tensor(i).to_vec());
+                }
+            }
+        }
+        Ok(Some(StepBatch {
+            views,
+            host,
             meta: batch.meta(),
         }))
     }

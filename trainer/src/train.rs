@@ -14,8 +14,8 @@ use config::{MethodConfig, RunConfig, Schedule};
 use proto_shm::ShmOptions;
 
 use crate::checkpoint::{self, TrainState};
-use crate::data::RingBatches;
-use crate::methods::{densecl, mocov2, LossTerms};
+use crate::data::{RingBatches, StepBatch};
+use crate::methods::{cp2, densecl, mocov2, soco, LossTerms};
 use crate::metrics::{plot_losses, MetricsLog, StepRecord};
 use crate::nn::resnet::Depth;
 use crate::optim::{self, schedule};
@@ -33,9 +33,25 @@ pub enum Method {
         query: densecl::Encoder,
         state: densecl::DenseCl,
     },
+    Soco {
+        online: soco::Online,
+        state: soco::Soco,
+    },
+    Cp2 {
+        query: cp2::Segmentor,
+        state: cp2::Cp2,
+    },
 }
 
-fn record_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
+/// Where a step sits in the run, for schedules that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCtx {
+    pub step: usize,
+    pub total: usize,
+    pub seed: u64,
+}
+
+pub(crate) fn record_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
     Ok(m.clone()
         .into_record()
         .into_bytes()
@@ -47,6 +63,26 @@ fn load_module<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m.load_record(record))
+}
+
+/// [`load_module`] for records from elsewhere (another run, another architecture): a record that
+/// does not fit the module is an error, not a panic.
+pub(crate) fn load_module_lenient<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_module(m, bytes)));
+    std::panic::set_hook(hook);
+    match r {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            bail!("the record does not match the model: {msg}")
+        }
+    }
 }
 
 fn queue_bytes(q: &Queue) -> Result<Vec<u8>> {
@@ -84,20 +120,49 @@ impl Method {
                 let state = densecl::DenseCl::new(cfg, depth, &query, device);
                 Method::DenseCl { query, state }
             }
+            MethodConfig::Soco(cfg) => {
+                let online = soco::Online::new(depth, cfg, device);
+                let state = soco::Soco::new(cfg, depth, &online, device);
+                Method::Soco { online, state }
+            }
+            MethodConfig::Cp2(cfg) => {
+                let mut query = cp2::Segmentor::new(depth, cfg, device);
+                if let Some(path) = &cfg.init_from {
+                    let (q, report) = cp2::init_backbone(query, path, depth, device)?;
+                    query = q;
+                    let total = cp2::param_tensors(&query);
+                    tracing::info!(
+                        "Quick Tuning: loaded {} of {} tensors (the whole backbone) from {}; initialised fresh: {}",
+                        report.loaded,
+                        total,
+                        path.display(),
+                        report.fresh.join(", ")
+                    );
+                    println!(
+                        "quick tuning: {} backbone tensors loaded (weights and BN statistics) from {}, {} fresh ({})",
+                        report.loaded,
+                        path.display(),
+                        total - report.loaded,
+                        report.fresh.join(", ")
+                    );
+                }
+                let state = cp2::Cp2::new(cfg, depth, &query, device);
+                Method::Cp2 { query, state }
+            }
             other => bail!("the trainer does not train {} yet", other.name()),
         })
     }
 
-    /// Loss for one batch of two views, forward and backward, then one optimiser step.
+    /// Loss for one batch, forward and backward, then one optimiser step.
     fn step(
         &mut self,
         optim: &mut ModuleOptimizer,
         lr: f64,
-        x0: Tensor<4>,
-        x1: Tensor<4>,
-        step: usize,
-        seed: u64,
+        batch: &StepBatch,
+        ctx: StepCtx,
     ) -> (f64, LossTerms) {
+        let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
+        let (step, seed) = (ctx.step, ctx.seed);
         macro_rules! train_step {
             ($query:expr, $loss:expr) => {{
                 let (loss, terms) = $loss;
@@ -112,6 +177,10 @@ impl Method {
             Method::DenseCl { query, state } => {
                 train_step!(*query, state.loss(query, x0, x1, step, seed))
             }
+            Method::Soco { online, state } => {
+                train_step!(*online, state.loss(online, batch, ctx.step, ctx.total))
+            }
+            Method::Cp2 { query, state } => train_step!(*query, state.loss(query, batch, seed)),
         }
     }
 
@@ -119,6 +188,8 @@ impl Method {
         match self {
             Method::MocoV2 { state, .. } => state.cfg.momentum as f64,
             Method::DenseCl { state, .. } => state.cfg.moco.momentum as f64,
+            Method::Soco { state, .. } => state.last_momentum,
+            Method::Cp2 { state, .. } => state.cfg.momentum as f64,
         }
     }
 
@@ -128,6 +199,8 @@ impl Method {
             Method::DenseCl { state, .. } => {
                 vec![("queue", &state.queue), ("dense_queue", &state.dense_queue)]
             }
+            Method::Soco { .. } => vec![],
+            Method::Cp2 { state, .. } => vec![("queue", &state.queue)],
         }
     }
 
@@ -138,6 +211,14 @@ impl Method {
                 ("key", record_bytes(&state.key)?),
             ],
             Method::DenseCl { query, state } => vec![
+                ("query", record_bytes(query)?),
+                ("key", record_bytes(&state.key)?),
+            ],
+            Method::Soco { online, state } => vec![
+                ("query", record_bytes(online)?),
+                ("key", record_bytes(&state.target)?),
+            ],
+            Method::Cp2 { query, state } => vec![
                 ("query", record_bytes(query)?),
                 ("key", record_bytes(&state.key)?),
             ],
@@ -180,6 +261,19 @@ impl Method {
                     ck.state.queues["dense_queue"],
                 );
             }
+            Method::Soco { online, state } => {
+                *online = load_module(online.clone(), ck.blob("query")?)?;
+                state.target = load_module(state.target.clone(), ck.blob("key")?)?.no_grad();
+            }
+            Method::Cp2 { query, state } => {
+                *query = load_module(query.clone(), ck.blob("query")?)?;
+                state.key = load_module(state.key.clone(), ck.blob("key")?)?.no_grad();
+                load_queue(
+                    &mut state.queue,
+                    ck.blob("queue")?,
+                    ck.state.queues["queue"],
+                );
+            }
         }
         Ok(())
     }
@@ -189,6 +283,8 @@ impl Method {
         match self {
             Method::MocoV2 { query, .. } => record_bytes(&query.backbone),
             Method::DenseCl { query, .. } => record_bytes(&query.backbone),
+            Method::Soco { online, .. } => record_bytes(&online.net.backbone),
+            Method::Cp2 { query, .. } => record_bytes(&query.backbone),
         }
     }
 }
@@ -305,7 +401,7 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
             break;
         }
         let wait_before = ring.waited;
-        let Some(batch) = ring.next_two_view()? else {
+        let Some(batch) = ring.next_batch()? else {
             break;
         };
         let wait_ms = (ring.waited - wait_before).as_secs_f64() * 1e3;
@@ -318,7 +414,8 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
         let lr = schedule::learning_rate(&run.trainer.schedule, peak_lr, step, total, warmup);
         let t = Instant::now();
         let seed = run.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let (loss, terms) = method.step(&mut optim, lr, batch.view0, batch.view1, step, seed);
+        let ctx = StepCtx { step, total, seed };
+        let (loss, terms) = method.step(&mut optim, lr, &batch, ctx);
         let ms = t.elapsed();
         step_time += ms;
         if !loss.is_finite() {

@@ -226,6 +226,8 @@ pub enum Proposals {
 pub struct Soco {
     cfg: SocoConfig,
     proposals: Proposals,
+    /// Images the store had no entry for (they use the whole image as their one proposal).
+    missing: std::sync::atomic::AtomicU64,
     v1: ViewAugment,
     v2: ViewAugment,
     v3: ViewAugment,
@@ -249,6 +251,7 @@ impl Soco {
         Soco {
             cfg,
             proposals,
+            missing: Default::default(),
             v1,
             v2,
             v3,
@@ -292,6 +295,19 @@ impl Soco {
             },
         };
         let Some(p) = found else {
+            let n = self
+                .missing
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n < 5 {
+                tracing::warn!(
+                    "the proposal store has no entry for {key}: using the whole image{}",
+                    if n == 4 {
+                        " (further misses not logged)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             return Ok(Vec::new());
         };
         if p.width != 0 && (p.width as usize, p.height as usize) != (w, h) {

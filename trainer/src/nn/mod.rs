@@ -1,6 +1,7 @@
 //! Network building blocks, one per file (burn's layout: a `XConfig` with documented defaults and
 //! `init(&device)`, a module whose `forward` documents its shapes).
 
+pub mod aspp;
 pub mod fpn;
 pub mod heads;
 pub mod resnet;
