@@ -82,8 +82,9 @@ pub struct InitReport {
     pub fresh: Vec<&'static str>,
 }
 
-/// Loads a backbone record written by another run into `model`'s backbone: `backbone.record` as
-/// is, or the `query` blob of a MoCo v2 / DenseCL checkpoint (whose backbone is its first field).
+/// Loads a backbone into `model`: a `backbone.record` written by one of our runs, a MoCo v2 /
+/// DenseCL `last.ckpt` of ours, or a torchvision-layout `.safetensors` state dict (e.g. MoCo's
+/// released weights converted; `module.encoder_q.` prefixes are stripped).
 pub fn init_backbone(
     model: Segmentor,
     path: &Path,
@@ -119,10 +120,14 @@ pub fn init_backbone(
         };
         crate::train::record_bytes(&backbone)?
     } else if path.extension().is_some_and(|e| e == "safetensors") {
-        bail!(
-            "{}: torchvision-layout safetensors are not read yet; start from a run of ours (backbone.record or last.ckpt)",
-            path.display()
-        );
+        let (backbone, loaded) = crate::nn::resnet::load_torchvision(model.backbone, path)?;
+        return Ok((
+            Segmentor { backbone, ..model },
+            InitReport {
+                loaded,
+                fresh: vec!["aspp", "projection"],
+            },
+        ));
     } else {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
     };

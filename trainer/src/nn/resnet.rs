@@ -286,3 +286,52 @@ impl ResNet {
             .fold(x, |x, layer| layer.iter().fold(x, |x, b| b.forward(x)))
     }
 }
+
+/// Loads a torchvision-layout ResNet state dict from a safetensors file into `backbone`: BN
+/// `weight`/`bias` become γ/β, `downsample.0/1` become `downsample.conv/bn`, and the prefixes of
+/// MoCo (`module.encoder_q.`), mmseg/mmdet (`backbone.`) and DDP (`module.`) checkpoints are
+/// stripped; `fc.*` and `num_batches_tracked` are ignored. Every backbone tensor must be found.
+/// Returns the backbone and how many tensors were loaded.
+pub fn load_torchvision(
+    backbone: ResNet,
+    path: &std::path::Path,
+) -> anyhow::Result<(ResNet, usize)> {
+    use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+    if !path.exists() {
+        anyhow::bail!("{}: no such file", path.display());
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_key_remapping(r"^(module\.)?(encoder_q\.|backbone\.)?", "")
+        .with_key_remapping(r"\.downsample\.0\.", ".downsample.conv.")
+        .with_key_remapping(r"\.downsample\.1\.", ".downsample.bn.")
+        .allow_partial(true);
+    let mut backbone = backbone;
+    let result = backbone.load_from(&mut store).map_err(|e| {
+        // Shape errors list every tensor; the first few say enough.
+        let mut msg = e.to_string();
+        if msg.len() > 300 {
+            msg.truncate(msg.floor_char_boundary(300));
+            msg.push_str(" …");
+        }
+        anyhow::anyhow!("{}: does not fit this ResNet: {msg}", path.display())
+    })?;
+    if !result.errors.is_empty() {
+        anyhow::bail!("{}: {:?}", path.display(), result.errors[0]);
+    }
+    if !result.missing.is_empty() {
+        let names: Vec<&str> = result
+            .missing
+            .iter()
+            .take(5)
+            .map(|m| m.0.as_str())
+            .collect();
+        anyhow::bail!(
+            "{}: {} backbone tensors not in the file (e.g. {}): not a torchvision ResNet of this depth?",
+            path.display(),
+            result.missing.len(),
+            names.join(", ")
+        );
+    }
+    Ok((backbone, result.applied.len()))
+}
