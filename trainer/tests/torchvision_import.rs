@@ -109,8 +109,7 @@ fn a_resnet18_file_does_not_fit_a_resnet50() {
         ResNetConfig::new(Depth::R50).init(&Device::default()),
         &path,
     )
-    .err()
-    .expect("R18 weights must not load into R50")
+    .expect_err("R18 weights must not load into R50")
     .to_string();
     assert!(
         err.contains("does not fit this ResNet") && err.len() < 500,
