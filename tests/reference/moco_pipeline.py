@@ -48,11 +48,17 @@ def adjust_hue(img, hue_factor):
     return Image.merge("HSV", (Image.fromarray(np_h, "L"), s, v)).convert("RGB")
 
 
-def color_jitter(img):
+def color_jitter_params(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1):
     order = list(range(4))
     random.shuffle(order)
-    b, c, s = (random.uniform(0.6, 1.4) for _ in range(3))
-    h = random.uniform(-0.1, 0.1)
+    b = random.uniform(1 - brightness, 1 + brightness)
+    c = random.uniform(1 - contrast, 1 + contrast)
+    s = random.uniform(1 - saturation, 1 + saturation)
+    h = random.uniform(-hue, hue)
+    return order, b, c, s, h
+
+
+def apply_color_jitter(img, order, b, c, s, h):
     for op in order:
         if op == 0:
             img = ImageEnhance.Brightness(img).enhance(b)
@@ -63,6 +69,10 @@ def color_jitter(img):
         else:
             img = adjust_hue(img, h)
     return img
+
+
+def color_jitter(img):
+    return apply_color_jitter(img, *color_jitter_params())
 
 
 def view(img, size):

@@ -1,10 +1,12 @@
 //! `profile-throughput`: loader samples/s measured side by side with the references, in one run.
 //!
 //! For a folder of images it measures, each in a fresh child process (so peak RSS is its own):
-//!   * `rust`: the loader's MoCo v2 two-view pipeline through a real ring (workers write slots in
-//!     place, a consumer thread releases them), for each requested worker count;
+//!   * `rust`: the loader's pipeline of `--method` (MoCo v2 two views, SoCo views + boxes from a
+//!     proposal store, CP² composites) through a real ring (workers write slots in place, a consumer
+//!     thread releases them), for each requested worker count;
 //!   * `decode`: decode-only with libjpeg-turbo, one thread, full resolution;
-//!   * `python`: the same pipeline in Pillow + numpy (tests/reference/moco_pipeline.py), one process.
+//!   * `python`: the same pipeline in Pillow + numpy (tests/reference/{moco,soco,cp2}_pipeline.py),
+//!     one process (SoCo's reads the store's boxes as SoCo's JSON).
 //!
 //! It prints a table with ratios and peak RSS, ready for BENCHMARKS.md.
 
@@ -16,9 +18,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use config::{DatasetConfig, DatasetLayout, MocoV2Config, ViewAugment};
+use config::{Cp2Config, DatasetConfig, DatasetLayout, MocoV2Config, SocoConfig, ViewAugment};
 use loader::pipeline::{run_pool, PoolOptions, StreamPlan, StreamRange};
 use loader::source::Dataset;
+use loader::proposals::ProposalStore;
+use loader::views::cp2::Cp2;
+use loader::views::soco::{Proposals, Soco};
 use loader::views::{TwoCrop, Views};
 use proto_shm::{Consumer, Producer, ShmOptions};
 
@@ -40,9 +45,15 @@ struct Cli {
     /// Python with Pillow and numpy (scripts/setup.sh --python makes .venv).
     #[arg(long, default_value = ".venv/bin/python")]
     python: PathBuf,
-    /// The Python reference pipeline.
-    #[arg(long, default_value = "tests/reference/moco_pipeline.py")]
-    reference: PathBuf,
+    /// Which pipeline: mocov2, soco or cp2.
+    #[arg(long, default_value = "mocov2")]
+    method: String,
+    /// SoCo: the proposal store of --data (tools/precompute-proposals run --data DIR --out STORE).
+    #[arg(long)]
+    proposals: Option<PathBuf>,
+    /// Folder of the Python reference pipelines.
+    #[arg(long, default_value = "tests/reference")]
+    reference_dir: PathBuf,
     /// Internal: run one measurement and print a JSON line.
     #[arg(long, hide = true)]
     one: Option<String>,
@@ -131,11 +142,34 @@ fn dataset(dir: &Path) -> Result<Arc<Dataset>> {
 
 fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
     let ds = dataset(&cli.data)?;
-    let view = ViewAugment {
-        size: cli.size,
-        ..MocoV2Config::default().view
+    let views: Box<dyn Views> = match cli.method.as_str() {
+        "mocov2" => Box::new(TwoCrop::new(
+            "mocov2",
+            ViewAugment {
+                size: cli.size,
+                ..MocoV2Config::default().view
+            },
+        )),
+        "soco" => Box::new(Soco::new(
+            SocoConfig {
+                image_size: cli.size,
+                v3_size: cli.size / 2,
+                ..SocoConfig::default()
+            },
+            Proposals::Store(ProposalStore::open(
+                cli.proposals.as_ref().context("--method soco needs --proposals")?,
+            )?),
+        )),
+        "cp2" => Box::new(Cp2::new(Cp2Config {
+            view: ViewAugment {
+                size: cli.size,
+                ..ViewAugment::default()
+            },
+            ..Cp2Config::default()
+        })),
+        other => bail!("unknown --method {other} (mocov2, soco, cp2)"),
     };
-    let views = TwoCrop::new("mocov2", view);
+    let views = views.as_ref();
     let batch = 32;
     let batches = cli.samples.div_ceil(batch) as u64;
     let schema = views.schema(batch);
@@ -170,7 +204,7 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
     };
     let stop = AtomicBool::new(false);
     let start = Instant::now();
-    let (stats, stopped) = run_pool(&producer, &views, ds, plan, range, &opts, &stop, &|_| {});
+    let (stats, stopped) = run_pool(&producer, views, ds, plan, range, &opts, &stop, &|_| {});
     if let Some(s) = stopped {
         bail!("pipeline stopped: {s}");
     }
@@ -203,6 +237,10 @@ fn child(cli: &Cli, what: &str, workers: usize) -> Result<(f64, f64)> {
     cmd.arg("--data")
         .arg(&cli.data)
         .args(["--samples", &cli.samples.to_string()]);
+    cmd.args(["--method", &cli.method]);
+    if let Some(p) = &cli.proposals {
+        cmd.arg("--proposals").arg(p);
+    }
     cmd.args([
         "--size",
         &cli.size.to_string(),
@@ -222,6 +260,22 @@ fn child(cli: &Cli, what: &str, workers: usize) -> Result<(f64, f64)> {
         );
     }
     parse_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// SoCo's JSON (`{basename: [[x, y, w, h], ...]}`) from a store, for the Python reference.
+fn export_soco_json(store: &Path, json: &Path) -> Result<()> {
+    let s = ProposalStore::open(store)?;
+    let mut out = serde_json::Map::new();
+    for k in s.keys() {
+        let p = s.get(k)?.context("key vanished")?;
+        let stem = Path::new(k)
+            .file_stem()
+            .map(|x| x.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.insert(stem, serde_json::json!(p.boxes));
+    }
+    std::fs::write(json, serde_json::to_vec(&out)?)?;
+    Ok(())
 }
 
 fn parse_line(s: &str) -> Result<(f64, f64)> {
@@ -255,10 +309,17 @@ fn main() -> Result<()> {
     }
     let decode = child(&cli, "decode", 1)?;
     let py = {
-        let out = Command::new(&cli.python)
-            .arg(&cli.reference)
+        let mut cmd = Command::new(&cli.python);
+        cmd.arg(cli.reference_dir.join(format!("{}_pipeline.py", cli.method)))
             .arg(&cli.data)
-            .arg(cli.samples.to_string())
+            .arg(cli.samples.to_string());
+        let json = std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
+        if cli.method == "soco" {
+            let store = cli.proposals.as_ref().context("--method soco needs --proposals")?;
+            export_soco_json(store, &json)?;
+            cmd.arg(&json);
+        }
+        let out = cmd
             .arg(cli.size.to_string())
             .output()
             .with_context(|| {
@@ -273,6 +334,7 @@ fn main() -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        let _ = std::fs::remove_file(&json);
         parse_line(&String::from_utf8_lossy(&out.stdout))?
     };
     let mut rust = Vec::new();
@@ -280,7 +342,12 @@ fn main() -> Result<()> {
         rust.push((w, child(&cli, "rust", w)?));
     }
     println!(
-        "MoCo v2 two-view samples/s on {} ({} samples, {}×{} views, DCT scaling {})",
+        "{} samples/s on {} ({} samples, {}×{} views, DCT scaling {})",
+        match cli.method.as_str() {
+            "soco" => "SoCo (V1, V2, V3 + boxes)",
+            "cp2" => "CP² composite",
+            _ => "MoCo v2 two-view",
+        },
         cli.data.display(),
         cli.samples,
         cli.size,
