@@ -1,15 +1,26 @@
-//! `trainer-bench`: milliseconds per MoCo v2 training step on synthetic input, for comparison
-//! with the same step in PyTorch (tests/reference/torch_step.py). One step = EMA update of the key
-//! encoder, query forward + backward, key forward in 2 shuffled sub-batches, InfoNCE against a
-//! 4096-key queue, one SGD step, reading the loss back (which waits for the device).
-//! Prints one JSON line: median and all step times, peak RSS.
+//! `trainer-bench`: milliseconds per training step on synthetic input, for comparison with the
+//! same step in PyTorch (tests/reference/torch_step.py for MoCo v2, torch_soco_cp2_step.py for
+//! SoCo and CP²).
+//!   * mocov2: EMA update of the key encoder, query forward + backward, key forward in 2 shuffled
+//!     sub-batches, InfoNCE against a 4096-key queue, one SGD step;
+//!   * soco: target EMA, V1 (8 boxes/image), V2 and V3 (4 each, V3 at half resolution) through the
+//!     online network (backbone, FPN, RoIAlign on 4 levels, 4conv1fc, projector, predictor) and the
+//!     target network, the symmetrised box loss, one LARS step;
+//!   * cp2: key EMA, query segmentor (OS16 ResNet, ASPP, projection) forward + backward, key
+//!     forward in 2 shuffled sub-batches, instance + dense losses on a 4096-key queue, one SGD step.
+//!
+//! Each step ends by reading the loss back (which waits for the device). Prints one JSON line:
+//! median and all step times, peak RSS.
 
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::Parser;
+use proto_shm::BatchMeta;
+use trainer::data::StepBatch;
 use trainer::methods::mocov2::{Encoder, MocoV2};
+use trainer::methods::{cp2, soco};
 use trainer::nn::resnet::Depth;
 
 #[derive(Parser)]
@@ -24,6 +35,9 @@ struct Cli {
     steps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// mocov2, soco or cp2.
+    #[arg(long, default_value = "mocov2")]
+    method: String,
     /// flex (CPU) or cuda (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     backend: String,
@@ -54,6 +68,133 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
+/// A synthetic SoCo batch: 4 box sets of K = 4 boxes per image (ids 1..4, two of them shared by
+/// each pair), random normalised boxes with the levels their sizes give.
+fn soco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let (sets, k) = (4, 4);
+    let mut boxes = Vec::new();
+    let mut ids = Vec::new();
+    let mut levels = Vec::new();
+    for _ in 0..n {
+        for s in 0..sets {
+            let size = if s == 3 { res / 2 } else { res } as f32;
+            for slot in 0..k {
+                let (x1, y1) = (rng.random_range(0.0..0.6f32), rng.random_range(0.0..0.6f32));
+                let (w, h) = (rng.random_range(0.1..0.4f32), rng.random_range(0.1..0.4f32));
+                for v in [x1, y1, x1 + w, y1 + h] {
+                    boxes.extend_from_slice(&v.to_le_bytes());
+                }
+                let id = if slot < 2 { slot as i32 + 1 } else { (s * 10 + slot) as i32 };
+                ids.extend_from_slice(&id.to_le_bytes());
+                let side = ((w * size + 1.0) * (h * size + 1.0)).sqrt();
+                levels.push(if side <= 48.0 { 0 } else if side <= 96.0 { 1 } else if side <= 192.0 { 2 } else { 3 });
+            }
+        }
+    }
+    let img = |r: usize| Tensor::<4>::random([n, 3, r, r], Distribution::Normal(0.0, 1.0), device);
+    StepBatch {
+        views: vec![img(res), img(res), img(res / 2)],
+        host: [("boxes", boxes), ("box_ids", ids), ("box_levels", levels)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        meta: BatchMeta { epoch: 0, index_in_epoch: 0 },
+    }
+}
+
+/// A synthetic CP² batch: two composites and their OS16 masks (a centred window of ~60 %).
+fn cp2_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    let g = res / 16;
+    let mask: Vec<u8> = (0..n * g * g)
+        .map(|i| {
+            let (y, x) = ((i % (g * g)) / g, i % g);
+            (y >= g / 5 && y < g - g / 5 && x >= g / 5 && x < g - g / 5) as u8
+        })
+        .collect();
+    let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
+    StepBatch {
+        views: vec![img(), img()],
+        host: [("grid0", mask.clone()), ("grid1", mask)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        meta: BatchMeta { epoch: 0, index_in_epoch: 0 },
+    }
+}
+
+fn report(cli: &Cli, times: Vec<f64>, last: f64) {
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{}",
+        serde_json::json!({
+            "impl": format!("burn-{}", cli.backend), "method": cli.method, "arch": cli.arch, "res": cli.res,
+            "batch": cli.batch, "median_ms": sorted[sorted.len() / 2], "times_ms": times,
+            "peak_rss_mib": peak_rss_mib(), "check": last,
+        })
+    );
+}
+
+fn bench_soco(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
+    let cfg = config::SocoConfig::default();
+    let mut online = soco::Online::new(depth, &cfg, device);
+    let mut state = soco::Soco::new(&cfg, depth, &online, device);
+    let mut optim = trainer::optim::build(&config::Optimizer::Lars {
+        lr: 1.0,
+        momentum: 0.9,
+        weight_decay: 1e-5,
+        trust_coefficient: 0.001,
+        eps: 1e-8,
+    });
+    let batch = soco_batch(cli.batch, cli.res, device);
+    let mut times = Vec::new();
+    let mut last = 0.0;
+    for step in 0..cli.warmup + cli.steps {
+        let t = Instant::now();
+        let (loss, _) = state.loss(&online, &batch, step, 1000);
+        let grads = GradientsParams::from_grads(loss.backward(), &online);
+        online = optim.step(0.1, online, grads);
+        last = loss.into_scalar::<f32>() as f64;
+        if step >= cli.warmup {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    report(cli, times, last);
+    Ok(())
+}
+
+fn bench_cp2(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
+    let cfg = config::Cp2Config {
+        queue_size: 4096,
+        key_bn: config::KeyBatchNorm::ShuffledSubBatches(2),
+        ..Default::default()
+    };
+    let mut query = cp2::Segmentor::new(depth, &cfg, device);
+    let mut state = cp2::Cp2::new(&cfg, depth, &query, device);
+    let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
+        lr: 0.015,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    });
+    let batch = cp2_batch(cli.batch, cli.res, device);
+    let mut times = Vec::new();
+    let mut last = 0.0;
+    for step in 0..cli.warmup + cli.steps {
+        let t = Instant::now();
+        let (loss, _) = state.loss(&query, &batch, step as u64);
+        let grads = GradientsParams::from_grads(loss.backward(), &query);
+        query = optim.step(0.015, query, grads);
+        last = loss.into_scalar::<f32>() as f64;
+        if step >= cli.warmup {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    report(cli, times, last);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let device = device(&cli.backend)?;
@@ -63,6 +204,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         Depth::R18
     };
+    match cli.method.as_str() {
+        "soco" => return bench_soco(&cli, depth, &device),
+        "cp2" => return bench_cp2(&cli, depth, &device),
+        "mocov2" => {}
+        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2)"),
+    }
     let cfg = config::MocoV2Config {
         queue_size: 4096,
         proj_hidden: depth.out_channels(),
