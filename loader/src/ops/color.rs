@@ -78,7 +78,10 @@ fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     } else {
         4.0 + gc - rc
     };
-    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    // Pillow: fmod(h / 6 + 1, 1) in double. h ∈ [−1, 5], so x ∈ [5/6, 11/6) and the remainder is
+    // x or x − 1, both exact: the same bits as fmod without its library call.
+    let x = h as f64 / 6.0 + 1.0;
+    let h = (if x >= 1.0 { x - 1.0 } else { x }) as f32;
     let uh = ((h * 255.0) as i32).clamp(0, 255) as u8;
     let us = ((s * 255.0) as i32).clamp(0, 255) as u8;
     (uh, us, maxc)
