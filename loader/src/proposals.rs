@@ -7,7 +7,8 @@
 //! torn last block, and a writer reopened on it drops that torn tail and continues — so a killed
 //! precompute resumes where it stopped and ends with the same bytes as an uninterrupted run.
 //!
-//! Boxes are SoCo's `[x, y, w, h]` (w = max_x − min_x) in pixels of the full-resolution image.
+//! Boxes are SoCo's `[x, y, w, h]` (w = max_x − min_x) in pixels of the full-resolution image,
+//! stored (and returned) sorted; their order carries no meaning.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 pub const BLOCK_IMAGES: usize = 256;
-const MAGIC: &[u8; 8] = b"DSPPROP1";
-const BLOCK_MAGIC: &[u8; 4] = b"BLK1";
+const MAGIC: &[u8; 8] = b"DSPPROP2";
+/// The first format (interleaved varints), recognised only to ask for a rebuild.
+const MAGIC_V1: &[u8; 8] = b"DSPPROP1";
+const BLOCK_MAGIC: &[u8; 4] = b"BLK2";
 const FOOTER_MAGIC: &[u8; 8] = b"DSPEND01";
 
 /// One image's proposals.
@@ -64,19 +67,43 @@ fn get_varint(b: &[u8], pos: &mut usize) -> Result<u64> {
     bail!("varint too long")
 }
 
+/// A block's images, laid out for zstd: keys front-coded against the previous key; then each
+/// image's width, height, rule and box count; then the boxes column by column (x as the gap to the
+/// previous box's x, boxes being sorted; y; w; h), each column as four byte planes of its u32
+/// values. Sorting and the x gaps shrink the values, and byte planes put the mostly-zero high
+/// bytes together: 25 % smaller than interleaved varints on real proposals (BENCHMARKS.md).
 fn encode_block(items: &[ImageProposals]) -> Vec<u8> {
     let mut raw = Vec::new();
+    put_varint(&mut raw, items.len() as u64);
+    let mut prev: &[u8] = &[];
     for it in items {
-        put_varint(&mut raw, it.key.len() as u64);
-        raw.extend_from_slice(it.key.as_bytes());
+        let key = it.key.as_bytes();
+        let common = prev.iter().zip(key).take_while(|(a, b)| a == b).count();
+        put_varint(&mut raw, common as u64);
+        put_varint(&mut raw, (key.len() - common) as u64);
+        raw.extend_from_slice(&key[common..]);
+        prev = key;
+    }
+    let mut columns: [Vec<u32>; 4] = Default::default();
+    for it in items {
         put_varint(&mut raw, it.width as u64);
         put_varint(&mut raw, it.height as u64);
         raw.push(it.rule);
         put_varint(&mut raw, it.boxes.len() as u64);
-        for b in &it.boxes {
-            for v in b {
-                put_varint(&mut raw, *v as u64);
+        let mut boxes = it.boxes.clone();
+        boxes.sort_unstable();
+        let mut prev_x = 0;
+        for b in &boxes {
+            columns[0].push(b[0] - prev_x);
+            prev_x = b[0];
+            for c in 1..4 {
+                columns[c].push(b[c]);
             }
+        }
+    }
+    for col in &columns {
+        for byte in 0..4 {
+            raw.extend(col.iter().map(|v| (v >> (8 * byte)) as u8));
         }
     }
     raw
@@ -84,31 +111,59 @@ fn encode_block(items: &[ImageProposals]) -> Vec<u8> {
 
 fn decode_block(raw: &[u8]) -> Result<Vec<ImageProposals>> {
     let mut pos = 0;
-    let mut out = Vec::new();
-    while pos < raw.len() {
-        let n = get_varint(raw, &mut pos)? as usize;
-        let key = std::str::from_utf8(raw.get(pos..pos + n).context("truncated key")?)?.to_string();
-        pos += n;
+    let n = get_varint(raw, &mut pos)? as usize;
+    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(n.min(1 << 16));
+    for i in 0..n {
+        let common = get_varint(raw, &mut pos)? as usize;
+        let rest = get_varint(raw, &mut pos)? as usize;
+        let mut key = match i {
+            0 => Vec::new(),
+            _ => keys[i - 1]
+                .get(..common)
+                .context("bad key prefix")?
+                .to_vec(),
+        };
+        key.extend_from_slice(raw.get(pos..pos + rest).context("truncated key")?);
+        pos += rest;
+        keys.push(key);
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    let mut total = 0usize;
+    for key in keys {
         let width = get_varint(raw, &mut pos)? as u32;
         let height = get_varint(raw, &mut pos)? as u32;
         let rule = *raw.get(pos).context("truncated rule")?;
         pos += 1;
         let nb = get_varint(raw, &mut pos)? as usize;
-        let mut boxes = Vec::with_capacity(nb);
-        for _ in 0..nb {
-            let mut b = [0u32; 4];
-            for v in b.iter_mut() {
-                *v = get_varint(raw, &mut pos)? as u32;
-            }
-            boxes.push(b);
-        }
+        total += nb;
         out.push(ImageProposals {
-            key,
+            key: String::from_utf8(key)?,
             width,
             height,
             rule,
-            boxes,
+            boxes: vec![[0u32; 4]; nb],
         });
+    }
+    let planes = raw.get(pos..).context("truncated boxes")?;
+    if planes.len() != 16 * total {
+        bail!(
+            "block holds {} bytes of boxes for {total} boxes",
+            planes.len()
+        );
+    }
+    let value = |col: usize, i: usize| -> u32 {
+        (0..4)
+            .map(|byte| (planes[(col * 4 + byte) * total + i] as u32) << (8 * byte))
+            .sum()
+    };
+    let mut i = 0;
+    for it in &mut out {
+        let mut x = 0u32;
+        for b in &mut it.boxes {
+            x += value(0, i);
+            *b = [x, value(1, i), value(2, i), value(3, i)];
+            i += 1;
+        }
     }
     Ok(out)
 }
@@ -124,7 +179,10 @@ fn scan_blocks(f: &mut File) -> Result<(Vec<ScannedBlock>, u64)> {
     let len = f.metadata()?.len();
     let mut head = [0u8; 16];
     f.seek(SeekFrom::Start(0))?;
-    if len < 16 || f.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
+    if len >= 16 && f.read_exact(&mut head).is_ok() && &head[..8] == MAGIC_V1 {
+        bail!("a proposal store in the first format (before box columns): run precompute-proposals again to rebuild it");
+    }
+    if len < 16 || &head[..8] != MAGIC {
         bail!("not a proposal store (bad magic)");
     }
     let mut blocks = Vec::new();
@@ -354,7 +412,7 @@ mod tests {
         drop(w);
         // A torn tail (a crash mid-append) is ignored by readers and cut by the next writer.
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"BLK1\x10\x00\x00\x00garbage").unwrap();
+        f.write_all(b"BLK2\x10\x00\x00\x00garbage").unwrap();
         drop(f);
         let r = ProposalStore::open(&p).unwrap();
         assert!(!r.complete);
@@ -371,5 +429,48 @@ mod tests {
             assert_eq!(r.get(&item(i).key).unwrap(), Some(item(i)));
         }
         assert_eq!(r.get("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn boxes_round_trip_sorted_and_wide_values_survive() {
+        let dir = std::env::temp_dir().join(format!("pstore-wide-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("w.pstore");
+        let _ = std::fs::remove_file(&p);
+        let boxes = vec![
+            [300, 7, 20, 9],
+            [5, 900_000, 70_000, 3],
+            [300, 2, 1, 1],
+            [0, 0, 0, 0],
+        ];
+        let it = ImageProposals {
+            key: "a/very/long/path.JPEG".into(),
+            width: 100_000,
+            height: 1_000_000,
+            rule: 2,
+            boxes: boxes.clone(),
+        };
+        let mut w = StoreWriter::open(&p).unwrap();
+        w.append_block(&[it.clone()]).unwrap();
+        w.finish().unwrap();
+        let got = ProposalStore::open(&p)
+            .unwrap()
+            .get(&it.key)
+            .unwrap()
+            .unwrap();
+        let mut sorted = boxes;
+        sorted.sort();
+        assert_eq!(
+            got,
+            ImageProposals {
+                boxes: sorted,
+                ..it
+            }
+        );
+        // A store of the first format is refused with the remedy.
+        std::fs::write(&p, b"DSPPROP1\0\0\0\0\0\0\0\0").unwrap();
+        let err = format!("{:#}", ProposalStore::open(&p).err().unwrap());
+        assert!(err.contains("run precompute-proposals again"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

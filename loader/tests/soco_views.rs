@@ -58,6 +58,9 @@ fn make_dataset(dir: &Path) -> PathBuf {
     ];
     let mut items = Vec::new();
     for (i, (w, h, rects)) in images.iter().enumerate() {
+        // The store keeps boxes sorted; proposal ids follow that order, so colours do too.
+        let mut rects = rects.to_vec();
+        rects.sort();
         let mut img = image::RgbImage::from_pixel(*w, *h, image::Rgb(GREY));
         for (r, c) in rects.iter().zip(COLOURS) {
             for y in r[1]..r[1] + r[3] {
@@ -73,7 +76,7 @@ fn make_dataset(dir: &Path) -> PathBuf {
             width: *w,
             height: *h,
             rule: 0,
-            boxes: rects.to_vec(),
+            boxes: rects,
         });
     }
     let store = dir.join("boxes.pstore");

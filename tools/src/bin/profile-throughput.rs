@@ -20,8 +20,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use config::{Cp2Config, DatasetConfig, DatasetLayout, MocoV2Config, SocoConfig, ViewAugment};
 use loader::pipeline::{run_pool, PoolOptions, StreamPlan, StreamRange};
-use loader::source::Dataset;
 use loader::proposals::ProposalStore;
+use loader::source::Dataset;
 use loader::views::cp2::Cp2;
 use loader::views::soco::{Proposals, Soco};
 use loader::views::{TwoCrop, Views};
@@ -157,7 +157,9 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
                 ..SocoConfig::default()
             },
             Proposals::Store(ProposalStore::open(
-                cli.proposals.as_ref().context("--method soco needs --proposals")?,
+                cli.proposals
+                    .as_ref()
+                    .context("--method soco needs --proposals")?,
             )?),
         )),
         "cp2" => Box::new(Cp2::new(Cp2Config {
@@ -310,24 +312,28 @@ fn main() -> Result<()> {
     let decode = child(&cli, "decode", 1)?;
     let py = {
         let mut cmd = Command::new(&cli.python);
-        cmd.arg(cli.reference_dir.join(format!("{}_pipeline.py", cli.method)))
-            .arg(&cli.data)
-            .arg(cli.samples.to_string());
-        let json = std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
+        cmd.arg(
+            cli.reference_dir
+                .join(format!("{}_pipeline.py", cli.method)),
+        )
+        .arg(&cli.data)
+        .arg(cli.samples.to_string());
+        let json =
+            std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
         if cli.method == "soco" {
-            let store = cli.proposals.as_ref().context("--method soco needs --proposals")?;
+            let store = cli
+                .proposals
+                .as_ref()
+                .context("--method soco needs --proposals")?;
             export_soco_json(store, &json)?;
             cmd.arg(&json);
         }
-        let out = cmd
-            .arg(cli.size.to_string())
-            .output()
-            .with_context(|| {
-                format!(
-                    "running {} (make it with scripts/setup.sh --python)",
-                    cli.python.display()
-                )
-            })?;
+        let out = cmd.arg(cli.size.to_string()).output().with_context(|| {
+            format!(
+                "running {} (make it with scripts/setup.sh --python)",
+                cli.python.display()
+            )
+        })?;
         if !out.status.success() {
             bail!(
                 "python reference failed: {}",

@@ -86,10 +86,22 @@ fn soco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
                 for v in [x1, y1, x1 + w, y1 + h] {
                     boxes.extend_from_slice(&v.to_le_bytes());
                 }
-                let id = if slot < 2 { slot as i32 + 1 } else { (s * 10 + slot) as i32 };
+                let id = if slot < 2 {
+                    slot as i32 + 1
+                } else {
+                    (s * 10 + slot) as i32
+                };
                 ids.extend_from_slice(&id.to_le_bytes());
                 let side = ((w * size + 1.0) * (h * size + 1.0)).sqrt();
-                levels.push(if side <= 48.0 { 0 } else if side <= 96.0 { 1 } else if side <= 192.0 { 2 } else { 3 });
+                levels.push(if side <= 48.0 {
+                    0
+                } else if side <= 96.0 {
+                    1
+                } else if side <= 192.0 {
+                    2
+                } else {
+                    3
+                });
             }
         }
     }
@@ -100,7 +112,10 @@ fn soco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        meta: BatchMeta { epoch: 0, index_in_epoch: 0 },
+        meta: BatchMeta {
+            epoch: 0,
+            index_in_epoch: 0,
+        },
     }
 }
 
@@ -120,7 +135,10 @@ fn cp2_batch(n: usize, res: usize, device: &Device) -> StepBatch {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        meta: BatchMeta { epoch: 0, index_in_epoch: 0 },
+        meta: BatchMeta {
+            epoch: 0,
+            index_in_epoch: 0,
+        },
     }
 }
 
