@@ -451,7 +451,7 @@ mod tests {
             boxes: boxes.clone(),
         };
         let mut w = StoreWriter::open(&p).unwrap();
-        w.append_block(&[it.clone()]).unwrap();
+        w.append_block(std::slice::from_ref(&it)).unwrap();
         w.finish().unwrap();
         let got = ProposalStore::open(&p)
             .unwrap()

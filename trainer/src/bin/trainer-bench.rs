@@ -86,11 +86,7 @@ fn soco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
                 for v in [x1, y1, x1 + w, y1 + h] {
                     boxes.extend_from_slice(&v.to_le_bytes());
                 }
-                let id = if slot < 2 {
-                    slot as i32 + 1
-                } else {
-                    (s * 10 + slot) as i32
-                };
+                let id: i32 = if slot < 2 { slot + 1 } else { s * 10 + slot };
                 ids.extend_from_slice(&id.to_le_bytes());
                 let side = ((w * size + 1.0) * (h * size + 1.0)).sqrt();
                 levels.push(if side <= 48.0 {
