@@ -333,3 +333,64 @@ fn on_the_fly_proposals_and_cutout_on_real_photos() {
         "selective search found no proposals on six photos"
     );
 }
+
+/// A store made for other images (sizes differ) is an error naming the image, not silent garbage;
+/// a missing store is an error naming the file.
+#[test]
+fn foreign_or_missing_store_is_a_clear_error() {
+    let dir = tempdir("foreign");
+    make_dataset(&dir);
+    let foreign = dir.join("foreign.pstore");
+    let mut w = StoreWriter::open(&foreign).unwrap();
+    w.append_block(&[ImageProposals {
+        key: "img0.png".into(),
+        width: 640,
+        height: 480,
+        rule: 0,
+        boxes: vec![[10, 10, 100, 100]],
+    }])
+    .unwrap();
+    w.finish().unwrap();
+    let ds = Arc::new(
+        Dataset::open(&DatasetConfig {
+            root: dir.clone(),
+            layout: DatasetLayout::Flat,
+            proposals: None,
+            max_images: None,
+        })
+        .unwrap(),
+    );
+    let soco = Soco::open(SocoConfig::default(), Some(&foreign)).unwrap();
+    let mut bufs: Vec<Vec<u8>> = soco
+        .schema(1)
+        .tensors
+        .iter()
+        .map(|t| vec![0u8; t.sample_bytes()])
+        .collect();
+    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
+    let info = SampleInfo {
+        seed: 0,
+        epoch: 0,
+        position: 0,
+        index: 0,
+        dataset_len: ds.len(),
+    };
+    let err = format!("{:#}", soco.fill(&info, &mut io, &mut out).unwrap_err());
+    assert!(
+        err.contains("img0.png")
+            && err.contains("640x480")
+            && err.contains("1000x750")
+            && !err.contains('\n'),
+        "{err}"
+    );
+    let missing = dir.join("nope.pstore");
+    let err = format!(
+        "{:#}",
+        Soco::open(SocoConfig::default(), Some(&missing))
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("nope.pstore"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
