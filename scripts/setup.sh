@@ -27,3 +27,14 @@ if [ "${1:-}" = "--python" ] || [ "${SETUP_PYTHON:-0}" = "1" ]; then
         .venv/bin/pip install -q -r tests/reference/requirements.txt
     fi
 fi
+
+# PyTorch side (the trainer benchmarks' references: tests/reference/torch_step.py,
+# torch_soco_cp2_step.py): only when asked, into its own venv — PyPI's torch wheel comes with its
+# CUDA libraries (≈ 7 GB, 2–3 min), far too much for the default setup.
+if [ "${1:-}" = "--torch" ]; then
+    if [ ! -x .venv-torch/bin/python ] || ! .venv-torch/bin/python -c "import torch, torchvision" 2>/dev/null; then
+        echo "setup: creating .venv-torch with torch 2.9.0 + torchvision 0.24.0 (tests/reference/requirements-torch.txt)" >&2
+        python3 -m venv .venv-torch
+        .venv-torch/bin/pip install -q -r tests/reference/requirements-torch.txt
+    fi
+fi
