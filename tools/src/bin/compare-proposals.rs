@@ -131,6 +131,10 @@ fn main() -> Result<()> {
         if v.get("opencv").is_some() {
             cv_ms.push(v["opencv_ms"].as_f64().unwrap_or(0.0));
             let cv = rects(&v["opencv"]);
+            // OpenCV returns distinct boxes; the hierarchy repeats a box whenever a merge does not
+            // grow it. Counting proposals means counting distinct boxes on both sides.
+            let mut seen = std::collections::HashSet::new();
+            let ours: Vec<_> = ours.iter().copied().filter(|r| seen.insert(*r)).collect();
             if v.get("gt").is_some() {
                 let gt = rects(&v["gt"]);
                 let n = ours.len().min(cv.len());
