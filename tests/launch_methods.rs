@@ -22,8 +22,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn launch(cfg: &Path, out: &Path, steps: usize) -> Output {
-    let o = Command::new(common::workspace_bin("tools", "launch"))
+/// Runs `launch` for `steps` steps; the caller checks the outcome.
+fn try_launch(cfg: &Path, out: &Path, steps: usize) -> Output {
+    Command::new(common::workspace_bin("tools", "launch"))
         .arg("--config")
         .arg(cfg)
         .arg("--out-dir")
@@ -34,7 +35,12 @@ fn launch(cfg: &Path, out: &Path, steps: usize) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`try_launch`] that must succeed.
+fn launch(cfg: &Path, out: &Path, steps: usize) -> Output {
+    let o = try_launch(cfg, out, steps);
     assert!(o.status.success(), "{}", text(&o));
     o
 }
@@ -178,14 +184,7 @@ fn cp2_quick_tuning_from_a_mocov2_checkpoint_lowers_its_loss() {
             .unwrap()
             .replace("ResNet18", "ResNet50"),
     );
-    let o = Command::new(common::workspace_bin("tools", "launch"))
-        .arg("--config")
-        .arg(&bad)
-        .arg("--out-dir")
-        .arg(dir.join("bad"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let o = try_launch(&bad, &dir.join("bad"), 1);
     assert!(!o.status.success());
     assert!(
         text(&o).contains("the checkpoint's backbone is R18, this run's is R50"),

@@ -124,18 +124,35 @@ fn extent(
     Some((first as f64, last as f64 + 1.0))
 }
 
+fn flat_dataset(root: &Path, max_images: Option<usize>) -> Arc<Dataset> {
+    Arc::new(
+        Dataset::open(&DatasetConfig {
+            root: root.to_path_buf(),
+            layout: DatasetLayout::Flat,
+            proposals: None,
+            max_images,
+        })
+        .unwrap(),
+    )
+}
+
+/// One sample's tensors, in schema order.
+fn fill(soco: &Soco, io: &mut ImageIo, info: &SampleInfo) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut bufs: Vec<Vec<u8>> = soco
+        .schema(1)
+        .tensors
+        .iter()
+        .map(|t| vec![0u8; t.sample_bytes()])
+        .collect();
+    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    soco.fill(info, io, &mut out)?;
+    Ok(bufs)
+}
+
 fn run(star: bool) {
     let dir = tempdir(if star { "star" } else { "plain" });
     let store = make_dataset(&dir);
-    let ds = Arc::new(
-        Dataset::open(&DatasetConfig {
-            root: dir.clone(),
-            layout: DatasetLayout::Flat,
-            proposals: None,
-            max_images: None,
-        })
-        .unwrap(),
-    );
+    let ds = flat_dataset(&dir, None);
     let cfg = SocoConfig {
         star,
         v3_size: if star { 192 } else { 112 },
@@ -149,12 +166,6 @@ fn run(star: bool) {
         cfg.clone(),
         Proposals::Store(ProposalStore::open(&store).unwrap()),
     );
-    let schema = soco.schema(1);
-    let mut bufs: Vec<Vec<u8>> = schema
-        .tensors
-        .iter()
-        .map(|t| vec![0u8; t.sample_bytes()])
-        .collect();
     let nviews = if star { 4 } else { 3 };
     let sizes = [224, 224, cfg.v3_size, cfg.v4_size];
     // Which view each box set lives in, and its partner set.
@@ -172,10 +183,7 @@ fn run(star: bool) {
             index: position as usize % ds.len(),
             dataset_len: ds.len(),
         };
-        {
-            let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            soco.fill(&info, &mut io, &mut out).unwrap();
-        }
+        let bufs = fill(&soco, &mut io, &info).unwrap();
         let f32s: Vec<f32> = bufs[nviews]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
@@ -280,26 +288,12 @@ fn soco_star_boxes_land_on_their_pixels_in_every_view() {
 #[test]
 fn on_the_fly_proposals_and_cutout_on_real_photos() {
     let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");
-    let ds = Arc::new(
-        Dataset::open(&DatasetConfig {
-            root: photos,
-            layout: DatasetLayout::Flat,
-            proposals: None,
-            max_images: Some(6),
-        })
-        .unwrap(),
-    );
+    let ds = flat_dataset(&photos, Some(6));
     let cfg = SocoConfig {
         cutout_p: 1.0,
         ..SocoConfig::default()
     };
     let soco = Soco::open(cfg.clone(), None).unwrap();
-    let schema = soco.schema(1);
-    let mut bufs: Vec<Vec<u8>> = schema
-        .tensors
-        .iter()
-        .map(|t| vec![0u8; t.sample_bytes()])
-        .collect();
     let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
     let mut real = 0;
     for position in 0..6u64 {
@@ -310,10 +304,7 @@ fn on_the_fly_proposals_and_cutout_on_real_photos() {
             index: position as usize,
             dataset_len: ds.len(),
         };
-        {
-            let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            soco.fill(&info, &mut io, &mut out).unwrap();
-        }
+        let bufs = fill(&soco, &mut io, &info).unwrap();
         let ids: Vec<i32> = bufs[4]
             .chunks_exact(4)
             .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
@@ -351,23 +342,8 @@ fn foreign_or_missing_store_is_a_clear_error() {
     }])
     .unwrap();
     w.finish().unwrap();
-    let ds = Arc::new(
-        Dataset::open(&DatasetConfig {
-            root: dir.clone(),
-            layout: DatasetLayout::Flat,
-            proposals: None,
-            max_images: None,
-        })
-        .unwrap(),
-    );
+    let ds = flat_dataset(&dir, None);
     let soco = Soco::open(SocoConfig::default(), Some(&foreign)).unwrap();
-    let mut bufs: Vec<Vec<u8>> = soco
-        .schema(1)
-        .tensors
-        .iter()
-        .map(|t| vec![0u8; t.sample_bytes()])
-        .collect();
-    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
     let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
     let info = SampleInfo {
         seed: 0,
@@ -376,7 +352,7 @@ fn foreign_or_missing_store_is_a_clear_error() {
         index: 0,
         dataset_len: ds.len(),
     };
-    let err = format!("{:#}", soco.fill(&info, &mut io, &mut out).unwrap_err());
+    let err = format!("{:#}", fill(&soco, &mut io, &info).unwrap_err());
     assert!(
         err.contains("img0.png")
             && err.contains("640x480")

@@ -8,19 +8,16 @@ Three decodes and four augmentation chains per sample, as in the official three-
 Used by `tools/profile-throughput --method cp2` as the reference; prints one JSON line.
     .venv/bin/python tests/reference/cp2_pipeline.py DIR SAMPLES [SIZE]
 """
-import json
 import math
 import random
-import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from moco_pipeline import view  # noqa: E402
+from moco_pipeline import measure, view  # noqa: E402
 
 
 def window(size, area=(0.5, 0.8), ratio=(0.8, 1.25)):
@@ -62,15 +59,11 @@ def main():
     random.seed(0)
     for i in range(4):
         sample(files, i, size)
-    start = time.perf_counter()
-    checksum = 0
-    for i in range(samples):
+
+    def one(i):
         out = sample(files, i % len(files), size)
-        checksum += int(out[0][0][0, 0, 0]) + int(out[1][2].sum())
-    dt = time.perf_counter() - start
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"samples": samples, "seconds": dt, "samples_per_s": samples / dt, "peak_rss_mib": rss_mib,
-                      "checksum": checksum}))
+        return int(out[0][0][0, 0, 0]) + int(out[1][2].sum())
+    measure(samples, one)
 
 
 if __name__ == "__main__":

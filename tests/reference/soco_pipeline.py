@@ -13,16 +13,14 @@ Used by `tools/profile-throughput --method soco` as the reference; prints one JS
 import json
 import math
 import random
-import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
-from moco_pipeline import color_jitter_params, apply_color_jitter, rrc_params  # noqa: E402
+from moco_pipeline import apply_color_jitter, color_jitter_params, measure, rrc_params  # noqa: E402
 
 K = 4
 
@@ -133,15 +131,11 @@ def main():
     order = [files[i % len(files)] for i in range(samples)]
     for p in files[:4]:
         sample(Image.open(p).convert("RGB"), props.get(p.stem, []), size)
-    start = time.perf_counter()
-    checksum = 0
-    for p in order:
-        views, sets = sample(Image.open(p).convert("RGB"), props.get(p.stem, []), size)
-        checksum += int(views[0][0, 0, 0]) + len(sets)
-    dt = time.perf_counter() - start
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"samples": samples, "seconds": dt, "samples_per_s": samples / dt, "peak_rss_mib": rss_mib,
-                      "checksum": checksum}))
+
+    def one(i):
+        views, sets = sample(Image.open(order[i]).convert("RGB"), props.get(order[i].stem, []), size)
+        return int(views[0][0, 0, 0]) + len(sets)
+    measure(samples, one)
 
 
 if __name__ == "__main__":

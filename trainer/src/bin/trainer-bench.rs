@@ -138,6 +138,21 @@ fn cp2_batch(n: usize, res: usize, device: &Device) -> StepBatch {
     }
 }
 
+/// Runs `step` (which returns the loss it read back) for the warm-up and timed steps and prints
+/// the JSON line.
+fn time_steps(cli: &Cli, mut step: impl FnMut(usize) -> f64) {
+    let mut times = Vec::new();
+    let mut last = 0.0;
+    for i in 0..cli.warmup + cli.steps {
+        let t = Instant::now();
+        last = step(i);
+        if i >= cli.warmup {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    report(cli, times, last);
+}
+
 fn report(cli: &Cli, times: Vec<f64>, last: f64) {
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -163,19 +178,12 @@ fn bench_soco(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
         eps: 1e-8,
     });
     let batch = soco_batch(cli.batch, cli.res, device);
-    let mut times = Vec::new();
-    let mut last = 0.0;
-    for step in 0..cli.warmup + cli.steps {
-        let t = Instant::now();
+    time_steps(cli, |step| {
         let (loss, _) = state.loss(&online, &batch, step, 1000);
         let grads = GradientsParams::from_grads(loss.backward(), &online);
-        online = optim.step(0.1, online, grads);
-        last = loss.into_scalar::<f32>() as f64;
-        if step >= cli.warmup {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    report(cli, times, last);
+        online = optim.step(0.1, online.clone(), grads);
+        loss.into_scalar::<f32>() as f64
+    });
     Ok(())
 }
 
@@ -193,19 +201,12 @@ fn bench_cp2(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
         weight_decay: 1e-4,
     });
     let batch = cp2_batch(cli.batch, cli.res, device);
-    let mut times = Vec::new();
-    let mut last = 0.0;
-    for step in 0..cli.warmup + cli.steps {
-        let t = Instant::now();
+    time_steps(cli, |step| {
         let (loss, _) = state.loss(&query, &batch, step as u64);
         let grads = GradientsParams::from_grads(loss.backward(), &query);
-        query = optim.step(0.015, query, grads);
-        last = loss.into_scalar::<f32>() as f64;
-        if step >= cli.warmup {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    report(cli, times, last);
+        query = optim.step(0.015, query.clone(), grads);
+        loss.into_scalar::<f32>() as f64
+    });
     Ok(())
 }
 
@@ -239,32 +240,17 @@ fn main() -> anyhow::Result<()> {
     let shape = [cli.batch, 3, cli.res, cli.res];
     let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let x1 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    let mut times = Vec::new();
-    let mut last = 0.0;
-    for step in 0..cli.warmup + cli.steps {
-        let t = Instant::now();
+    time_steps(&cli, |step| {
         let (loss, _) = moco.loss(&query, x0.clone(), x1.clone(), step as u64);
         let grads = GradientsParams::from_grads(loss.backward(), &query);
-        query = optim.step(0.03, query, grads);
-        last = moco
-            .queue
+        query = optim.step(0.03, query.clone(), grads);
+        // The queue's first key as well: the key forward must have run.
+        moco.queue
             .keys
             .clone()
             .slice([0..1, 0..1])
             .into_scalar::<f32>() as f64
-            + loss.into_scalar::<f32>() as f64;
-        if step >= cli.warmup {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let mut sorted = times.clone();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "{}",
-        serde_json::json!({
-            "impl": format!("burn-{}", cli.backend), "arch": cli.arch, "res": cli.res, "batch": cli.batch,
-            "median_ms": sorted[sorted.len() / 2], "times_ms": times, "peak_rss_mib": peak_rss_mib(), "check": last,
-        })
-    );
+            + loss.into_scalar::<f32>() as f64
+    });
     Ok(())
 }
