@@ -77,11 +77,11 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str) -> Result<()> {
         anyhow::bail!("no steps in {}", jsonl.display());
     }
     let with_text = register_font();
-    let (x1, ymax) = (
-        pts.iter().map(|p| p.0).fold(1.0, f64::max),
-        pts.iter().map(|p| p.1).fold(0.0, f64::max),
-    );
+    let x1 = pts.iter().map(|p| p.0).fold(1.0, f64::max);
+    let ymax = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let ymin = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    // 5 % of the span above and below: losses may be negative (BYOL-style) or constant.
+    let pad = ((ymax - ymin) * 0.05).max(1e-3);
     let root = BitMapBackend::new(png, (800, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut builder = ChartBuilder::on(&root);
@@ -92,7 +92,7 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str) -> Result<()> {
             .x_label_area_size(40)
             .y_label_area_size(60);
     }
-    let mut chart = builder.build_cartesian_2d(0f64..x1, (ymin * 0.95)..(ymax * 1.05))?;
+    let mut chart = builder.build_cartesian_2d(0f64..x1, (ymin - pad)..(ymax + pad))?;
     if with_text {
         chart
             .configure_mesh()
