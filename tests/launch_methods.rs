@@ -193,3 +193,82 @@ fn cp2_quick_tuning_from_a_mocov2_checkpoint_lowers_its_loss() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `cfg` for `total` steps, and again stopped at `split` then resumed from its checkpoint:
+/// the two loss sequences must agree (within float noise) at every step.
+fn assert_resume_reproduces(cfg: &Path, dir: &Path, split: usize, total: usize) {
+    launch(cfg, &dir.join("full"), total);
+    launch(cfg, &dir.join("split"), split);
+    let ck = dir.join("split/last.ckpt");
+    let o = Command::new(common::workspace_bin("tools", "launch"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--out-dir")
+        .arg(dir.join("split"))
+        .args(["--max-steps", &total.to_string()])
+        .arg("--resume")
+        .arg(&ck)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (a, b) = (
+        series(&dir.join("full"), "loss"),
+        series(&dir.join("split"), "loss"),
+    );
+    assert_eq!(
+        (a.len(), b.len()),
+        (total, total),
+        "the resumed run appends the remaining steps"
+    );
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+            "step {i}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn soco_and_cp2_resume_exactly() {
+    let dir = tempdir("resume");
+    let photos = common::photos();
+    let soco = write(
+        &dir,
+        "soco.ron",
+        &format!(
+            r#"RunConfig(
+    name: "soco-resume", seed: 9,
+    dataset: (root: "{}", layout: Flat, max_images: 16),
+    loader: (workers: 2, ring_slots: 3, batch_size: 8),
+    method: Soco(image_size: 64, v3_size: 32, fpn_level_limits: (14.0, 27.0, 55.0), fpn_channels: 32,
+                 head_fc: 64, proj_hidden: 128, proj_dim: 32),
+    trainer: (arch: ResNet18, epochs: 3,
+              optimizer: Lars(lr: 1.0, momentum: 0.9, weight_decay: 1e-5, trust_coefficient: 0.001, eps: 1e-8),
+              base_batch_size: 8, checkpoint_every: 1000),
+)"#,
+            photos.display()
+        ),
+    );
+    std::fs::create_dir_all(dir.join("soco")).unwrap();
+    assert_resume_reproduces(&soco, &dir.join("soco"), 3, 6);
+    let cp2 = write(
+        &dir,
+        "cp2.ron",
+        &format!(
+            r#"RunConfig(
+    name: "cp2-resume", seed: 9,
+    dataset: (root: "{}", layout: Flat, max_images: 32),
+    loader: (workers: 2, ring_slots: 3, batch_size: 8),
+    method: Cp2(view: (size: 64), aspp_channels: 32, proj_dim: 32, queue_size: 20, key_bn: ShuffledSubBatches(2)),
+    trainer: (arch: ResNet18, epochs: 2, optimizer: Sgd(lr: 0.1, momentum: 0.9, weight_decay: 1e-4),
+              base_batch_size: 8, checkpoint_every: 1000),
+)"#,
+            photos.display()
+        ),
+    );
+    std::fs::create_dir_all(dir.join("cp2")).unwrap();
+    // Split at 5: the 20-key queue has wrapped once, so its pointer and contents must resume too.
+    assert_resume_reproduces(&cp2, &dir.join("cp2"), 5, 8);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

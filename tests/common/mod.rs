@@ -25,6 +25,12 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
         cmd.args(["build", "-q", "-p", package, "--bin", name]);
+        if name == "launch" {
+            // launch runs the loader and trainer binaries beside it: they must be current too.
+            cmd.args([
+                "-p", "loader", "--bin", "loader", "-p", "trainer", "--bin", "trainer",
+            ]);
+        }
         if profile == "release" {
             cmd.arg("--release");
         }
