@@ -26,6 +26,26 @@ fn write_config(
     workers: usize,
     epochs: usize,
 ) -> PathBuf {
+    write_method_config(
+        dir,
+        root,
+        layout,
+        batch,
+        workers,
+        epochs,
+        "MocoV2(view: (size: 96))",
+    )
+}
+
+fn write_method_config(
+    dir: &Path,
+    root: &Path,
+    layout: &str,
+    batch: usize,
+    workers: usize,
+    epochs: usize,
+    method: &str,
+) -> PathBuf {
     let p = dir.join("run.ron");
     std::fs::write(
         &p,
@@ -35,7 +55,7 @@ fn write_config(
     seed: 3,
     dataset: (root: "{}", layout: {layout}),
     loader: (workers: {workers}, ring_slots: 3, batch_size: {batch}),
-    method: MocoV2(view: (size: 96)),
+    method: {method},
     trainer: (epochs: {epochs}),
 )"#,
             root.display()
@@ -135,20 +155,27 @@ fn loader_feeds_a_consumer_process_end_to_end() {
 fn stream_is_byte_identical_for_1_and_3_workers() {
     let dir = tempdir("det");
     let name = format!("e2e-det-{}", std::process::id());
-    let mut runs = Vec::new();
-    for workers in [1, 3] {
-        let cfg = write_config(&dir, &common::photos(), "Flat", 8, workers, 1);
-        let (lo, io) = pair(
-            &cfg,
-            &format!("{name}-{workers}"),
-            &["--max-batches", "5"],
-            &dir,
-        );
-        assert_both_ok(&lo, &io);
-        runs.push(digests(&io));
+    // MoCo v2; SoCo (on-the-fly proposals, boxes, ids, levels); CP² (backgrounds from other images).
+    for (tag, method, batches) in [
+        ("moco", "MocoV2(view: (size: 96))", 5),
+        ("soco", "Soco(image_size: 96, v3_size: 48)", 3),
+        ("cp2", "Cp2(view: (size: 96))", 3),
+    ] {
+        let mut runs = Vec::new();
+        for workers in [1, 3] {
+            let cfg = write_method_config(&dir, &common::photos(), "Flat", 8, workers, 1, method);
+            let (lo, io) = pair(
+                &cfg,
+                &format!("{name}-{tag}-{workers}"),
+                &["--max-batches", &batches.to_string()],
+                &dir,
+            );
+            assert_both_ok(&lo, &io);
+            runs.push(digests(&io));
+        }
+        assert_eq!(runs[0].len(), batches, "{tag}");
+        assert_eq!(runs[0], runs[1], "{tag}: 1 and 3 workers differ");
     }
-    assert_eq!(runs[0].len(), 5);
-    assert_eq!(runs[0], runs[1]);
 }
 
 #[test]

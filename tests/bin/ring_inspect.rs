@@ -57,6 +57,15 @@ fn main() -> ExitCode {
         }
     };
     let b = run.loader.batch_size;
+    // The first two image tensors (u8 [h, w, 3]): view0/view1, or SoCo's view1/view2.
+    let images: Vec<usize> = schema
+        .tensors
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.dtype == proto_shm::DType::U8 && t.shape.len() == 3 && t.shape[2] == 3)
+        .map(|(i, _)| i)
+        .collect();
+    let (first, second) = (images[0], images[1]);
     let (mut batches, mut differ) = (0u64, 0u64);
     loop {
         let batch = match consumer.next_batch() {
@@ -67,8 +76,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(if e.is_peer_gone() { 3 } else { 1 });
             }
         };
-        let v0 = batch.tensor_by_name("view0").unwrap();
-        let v1 = batch.tensor_by_name("view1").unwrap();
+        let (v0, v1) = (batch.tensor(first), batch.tensor(second));
         let idx = batch.tensor_by_name("index").unwrap();
         let per = v0.len() / b;
         for i in 0..b {
