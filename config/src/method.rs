@@ -182,6 +182,10 @@ pub struct SocoConfig {
     pub proj_dim: usize,
     /// Base of the cosine target-momentum schedule 1 − (1 − τ)(cos(πk/K)+1)/2.
     pub momentum_base: f32,
+    /// Pool every box on all four FPN levels (SoCo; the head's BN then sees all of them), or only
+    /// on its assigned level — the same loss terms for a quarter of the head's compute, with BN
+    /// statistics over the assigned RoIs only. A deviation for CPU-scale runs, not the default.
+    pub roi_all_levels: bool,
 }
 
 impl Default for SocoConfig {
@@ -225,6 +229,7 @@ impl Default for SocoConfig {
             proj_hidden: 4096,
             proj_dim: 256,
             momentum_base: 0.99,
+            roi_all_levels: true,
         }
     }
 }

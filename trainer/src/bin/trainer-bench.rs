@@ -38,6 +38,9 @@ struct Cli {
     /// mocov2, soco or cp2.
     #[arg(long, default_value = "mocov2")]
     method: String,
+    /// SoCo: pool each box on its assigned FPN level only (`roi_all_levels: false`).
+    #[arg(long)]
+    roi_assigned_only: bool,
     /// flex (CPU) or cuda (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     backend: String,
@@ -160,6 +163,7 @@ fn report(cli: &Cli, times: Vec<f64>, last: f64) {
         "{}",
         serde_json::json!({
             "impl": format!("burn-{}", cli.backend), "method": cli.method, "arch": cli.arch, "res": cli.res,
+            "roi_assigned_only": cli.roi_assigned_only,
             "batch": cli.batch, "median_ms": sorted[sorted.len() / 2], "times_ms": times,
             "peak_rss_mib": peak_rss_mib(), "check": last,
         })
@@ -167,7 +171,10 @@ fn report(cli: &Cli, times: Vec<f64>, last: f64) {
 }
 
 fn bench_soco(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
-    let cfg = config::SocoConfig::default();
+    let cfg = config::SocoConfig {
+        roi_all_levels: !cli.roi_assigned_only,
+        ..Default::default()
+    };
     let mut online = soco::Online::new(depth, &cfg, device);
     let mut state = soco::Soco::new(&cfg, depth, &online, device);
     let mut optim = trainer::optim::build(&config::Optimizer::Lars {

@@ -90,41 +90,59 @@ impl SocoNet {
     }
 
     /// Images `[n, 3, s, s]` and their boxes → one projection per box at its level, `[n·k, d]`.
-    /// Every box is pooled on all four levels (as SoCo does, so the head's BN sees all of them);
-    /// the rows of the other levels are then dropped.
-    pub fn forward_boxes(&self, x: Tensor<4>, boxes: &ViewBoxes) -> Tensor<2> {
+    /// With `all_levels` every box is pooled on all four levels (as SoCo does, so the head's BN
+    /// sees all of them) and the rows of the other levels are dropped after the projector;
+    /// otherwise each box is pooled on its own level only.
+    pub fn forward_boxes(&self, x: Tensor<4>, boxes: &ViewBoxes, all_levels: bool) -> Tensor<2> {
         let device = x.device();
         let pyramid = self.fpn.forward(self.backbone.forward_features(x));
         let r = boxes.coords.len();
-        let batch: Vec<usize> = (0..r).map(|j| j / boxes.k).collect();
-        let pooled: Vec<Tensor<4>> = pyramid
-            .into_iter()
-            .map(|p| {
-                let [_, _, h, w] = p.dims();
-                let scaled: Vec<[f32; 4]> = boxes
-                    .coords
-                    .iter()
-                    .map(|b| {
-                        [
-                            b[0] * w as f32,
-                            b[1] * h as f32,
-                            b[2] * w as f32,
-                            b[3] * h as f32,
-                        ]
-                    })
-                    .collect();
-                RoiPlan::new(&scaled, &batch, h, w, ROI).apply(p)
+        // Per level: which boxes it pools (all, or those assigned to it).
+        let members: Vec<Vec<usize>> = (0..4)
+            .map(|l| {
+                (0..r)
+                    .filter(|&j| all_levels || boxes.levels[j].min(3) as usize == l)
+                    .collect()
             })
             .collect();
+        let mut pooled = Vec::new();
+        for (p, which) in pyramid.into_iter().zip(&members) {
+            if which.is_empty() {
+                continue;
+            }
+            let [_, _, h, w] = p.dims();
+            let scaled: Vec<[f32; 4]> = which
+                .iter()
+                .map(|&j| {
+                    let b = boxes.coords[j];
+                    [
+                        b[0] * w as f32,
+                        b[1] * h as f32,
+                        b[2] * w as f32,
+                        b[3] * h as f32,
+                    ]
+                })
+                .collect();
+            let batch: Vec<usize> = which.iter().map(|&j| j / boxes.k).collect();
+            pooled.push(RoiPlan::new(&scaled, &batch, h, w, ROI).apply(p));
+        }
         let z = self
             .projector
             .forward(self.head.forward(Tensor::cat(pooled, 0)));
-        let rows: Vec<i64> = (0..r)
-            .map(|j| (boxes.levels[j].min(3) as usize * r + j) as i64)
-            .collect();
+        // Row of box j in `z`: its level's block, at its place among that level's members.
+        let mut row_of = vec![0i64; r];
+        let mut offset = 0;
+        for (l, which) in members.iter().enumerate() {
+            for (pos, &j) in which.iter().enumerate() {
+                if boxes.levels[j].min(3) as usize == l {
+                    row_of[j] = (offset + pos) as i64;
+                }
+            }
+            offset += which.len();
+        }
         z.select(
             0,
-            Tensor::<1, Int>::from_data(TensorData::new(rows, [r]), &device),
+            Tensor::<1, Int>::from_data(TensorData::new(row_of, [r]), &device),
         )
     }
 }
@@ -191,15 +209,16 @@ impl Soco {
             .map(|s| (s, ViewBoxes::from_batch(batch, n, k, num_sets, &[s])))
             .collect();
         let d = self.cfg.proj_dim;
+        let all_levels = self.cfg.roi_all_levels;
         let online_view = |x: Tensor<4>, b: &ViewBoxes| {
             online
                 .predictor
-                .forward(online.net.forward_boxes(x, b))
+                .forward(online.net.forward_boxes(x, b, all_levels))
                 .reshape([n, b.k, d])
         };
         let target_view = |x: Tensor<4>, b: &ViewBoxes| {
             self.target
-                .forward_boxes(x, b)
+                .forward_boxes(x, b, all_levels)
                 .reshape([n, b.k, d])
                 .detach()
         };
@@ -248,5 +267,56 @@ mod tests {
         assert!((target_momentum(0.99, 0, 100) - 0.99).abs() < 1e-12);
         assert!((target_momentum(0.99, 50, 100) - 0.995).abs() < 1e-12);
         assert!((target_momentum(0.99, 100, 100) - 1.0).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Without autodiff BN uses its running statistics, so each RoI's output is independent of
+    /// the others: pooling boxes on all levels and keeping their own level's row must give exactly
+    /// what pooling them on their own level only gives.
+    #[test]
+    fn assigned_level_rows_equal_all_level_rows_in_inference() {
+        let device = Device::default();
+        let cfg = SocoConfig {
+            fpn_channels: 16,
+            head_fc: 32,
+            proj_hidden: 32,
+            proj_dim: 8,
+            ..SocoConfig::default()
+        };
+        let net = SocoNet::new(Depth::R18, &cfg, &device);
+        let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+        let boxes = ViewBoxes {
+            n: 2,
+            k: 4,
+            coords: (0..8)
+                .map(|i| {
+                    let a = i as f32 * 0.08;
+                    [a, a * 0.5, (a + 0.1 + 0.1 * (i % 4) as f32).min(1.0), 0.9]
+                })
+                .collect(),
+            levels: vec![0, 1, 2, 3, 3, 2, 1, 0],
+        };
+        let all: Vec<f32> = net
+            .forward_boxes(x.clone(), &boxes, true)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let own: Vec<f32> = net
+            .forward_boxes(x, &boxes, false)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(all.len(), 8 * 8);
+        let worst = all
+            .iter()
+            .zip(&own)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "max difference {worst}");
     }
 }
