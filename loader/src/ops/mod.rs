@@ -7,4 +7,5 @@ pub mod blur;
 pub mod color;
 pub mod crop;
 pub mod flip;
+pub mod hue_avx2;
 pub mod resize;

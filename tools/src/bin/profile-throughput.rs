@@ -311,13 +311,15 @@ fn main() -> Result<()> {
     }
     let decode = child(&cli, "decode", 1)?;
     let py = {
+        let script = match cli.method.as_str() {
+            "mocov2" => "moco_pipeline.py",
+            "soco" => "soco_pipeline.py",
+            _ => "cp2_pipeline.py",
+        };
         let mut cmd = Command::new(&cli.python);
-        cmd.arg(
-            cli.reference_dir
-                .join(format!("{}_pipeline.py", cli.method)),
-        )
-        .arg(&cli.data)
-        .arg(cli.samples.to_string());
+        cmd.arg(cli.reference_dir.join(script))
+            .arg(&cli.data)
+            .arg(cli.samples.to_string());
         let json =
             std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
         if cli.method == "soco" {
