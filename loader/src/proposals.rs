@@ -110,39 +110,52 @@ fn encode_block(items: &[ImageProposals]) -> Vec<u8> {
 }
 
 fn decode_block(raw: &[u8]) -> Result<Vec<ImageProposals>> {
+    decode_block_where(raw, |_| true)
+}
+
+/// The images of a block whose key passes `keep`. Keys and sizes are parsed for every image (the
+/// keys are front-coded), boxes only for the kept ones: a lookup by key decodes one image's boxes,
+/// not the block's.
+fn decode_block_where(raw: &[u8], keep: impl Fn(&[u8]) -> bool) -> Result<Vec<ImageProposals>> {
     let mut pos = 0;
     let n = get_varint(raw, &mut pos)? as usize;
-    let mut keys: Vec<Vec<u8>> = Vec::with_capacity(n.min(1 << 16));
-    for i in 0..n {
+    let mut key: Vec<u8> = Vec::new();
+    let mut kept: Vec<Option<String>> = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
         let common = get_varint(raw, &mut pos)? as usize;
         let rest = get_varint(raw, &mut pos)? as usize;
-        let mut key = match i {
-            0 => Vec::new(),
-            _ => keys[i - 1]
-                .get(..common)
-                .context("bad key prefix")?
-                .to_vec(),
-        };
+        if common > key.len() {
+            bail!("bad key prefix");
+        }
+        key.truncate(common);
         key.extend_from_slice(raw.get(pos..pos + rest).context("truncated key")?);
         pos += rest;
-        keys.push(key);
+        kept.push(if keep(&key) {
+            Some(String::from_utf8(key.clone())?)
+        } else {
+            None
+        });
     }
-    let mut out = Vec::with_capacity(keys.len());
+    // (image, index of its first box in the block's columns)
+    let mut out: Vec<(ImageProposals, usize)> = Vec::new();
     let mut total = 0usize;
-    for key in keys {
+    for key in kept {
         let width = get_varint(raw, &mut pos)? as u32;
         let height = get_varint(raw, &mut pos)? as u32;
         let rule = *raw.get(pos).context("truncated rule")?;
         pos += 1;
         let nb = get_varint(raw, &mut pos)? as usize;
+        if let Some(key) = key {
+            let it = ImageProposals {
+                key,
+                width,
+                height,
+                rule,
+                boxes: vec![[0u32; 4]; nb],
+            };
+            out.push((it, total));
+        }
         total += nb;
-        out.push(ImageProposals {
-            key: String::from_utf8(key)?,
-            width,
-            height,
-            rule,
-            boxes: vec![[0u32; 4]; nb],
-        });
     }
     let planes = raw.get(pos..).context("truncated boxes")?;
     if planes.len() != 16 * total {
@@ -156,16 +169,22 @@ fn decode_block(raw: &[u8]) -> Result<Vec<ImageProposals>> {
             .map(|byte| (planes[(col * 4 + byte) * total + i] as u32) << (8 * byte))
             .sum()
     };
-    let mut i = 0;
-    for it in &mut out {
-        let mut x = 0u32;
-        for b in &mut it.boxes {
-            x += value(0, i);
-            *b = [x, value(1, i), value(2, i), value(3, i)];
-            i += 1;
-        }
-    }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|(mut it, first)| {
+            let mut x = 0u32;
+            for (i, b) in it.boxes.iter_mut().enumerate() {
+                x += value(0, first + i);
+                *b = [
+                    x,
+                    value(1, first + i),
+                    value(2, first + i),
+                    value(3, first + i),
+                ];
+            }
+            it
+        })
+        .collect())
 }
 
 /// A block found by [`scan_blocks`]: its file offset and its images.
@@ -379,8 +398,8 @@ impl ProposalStore {
         if checksum(comp) != sum {
             bail!("proposal store block at {off} fails its checksum");
         }
-        let items = decode_block(&zstd::decode_all(comp)?)?;
-        Ok(items.into_iter().find(|i| i.key == key))
+        let items = decode_block_where(&zstd::decode_all(comp)?, |k| k == key.as_bytes())?;
+        Ok(items.into_iter().next())
     }
 }
 
