@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use config::{DatasetConfig, DatasetLayout, RunConfig};
 use loader::decode::Decoder;
 use loader::image::RgbImage;
-use loader::proposals::{ImageProposals, ProposalStore, StoreWriter, BLOCK_IMAGES};
+use loader::proposals::{ImageProposals, StoreWriter, BLOCK_IMAGES};
 use loader::source::Dataset;
 use selective_search::filter::{soco_filter, Rule};
 use selective_search::{selective_search, Params};
@@ -235,20 +235,8 @@ fn run(
 }
 
 fn export(store: PathBuf, json: PathBuf) -> Result<()> {
-    let s = ProposalStore::open(&store)?;
-    let mut keys: Vec<&String> = s.keys().collect();
-    keys.sort();
-    let mut out = serde_json::Map::new();
-    for k in keys {
-        let p = s.get(k)?.context("key vanished")?;
-        let base = std::path::Path::new(k)
-            .file_stem()
-            .map(|x| x.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.insert(base, serde_json::json!(p.boxes));
-    }
-    std::fs::write(&json, serde_json::to_vec(&out)?)?;
-    println!("exported {} images to {}", out.len(), json.display());
+    let n = tools::soco_json::export(&store, &json)?;
+    println!("exported {n} images to {}", json.display());
     Ok(())
 }
 

@@ -264,22 +264,6 @@ fn child(cli: &Cli, what: &str, workers: usize) -> Result<(f64, f64)> {
     parse_line(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// SoCo's JSON (`{basename: [[x, y, w, h], ...]}`) from a store, for the Python reference.
-fn export_soco_json(store: &Path, json: &Path) -> Result<()> {
-    let s = ProposalStore::open(store)?;
-    let mut out = serde_json::Map::new();
-    for k in s.keys() {
-        let p = s.get(k)?.context("key vanished")?;
-        let stem = Path::new(k)
-            .file_stem()
-            .map(|x| x.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.insert(stem, serde_json::json!(p.boxes));
-    }
-    std::fs::write(json, serde_json::to_vec(&out)?)?;
-    Ok(())
-}
-
 fn parse_line(s: &str) -> Result<(f64, f64)> {
     let v: serde_json::Value = serde_json::from_str(s.lines().last().context("no output")?.trim())?;
     Ok((
@@ -327,7 +311,7 @@ fn main() -> Result<()> {
                 .proposals
                 .as_ref()
                 .context("--method soco needs --proposals")?;
-            export_soco_json(store, &json)?;
+            tools::soco_json::export(store, &json)?;
             cmd.arg(&json);
         }
         let out = cmd.arg(cli.size.to_string()).output().with_context(|| {
