@@ -26,30 +26,62 @@ fn blend_lut(deg: f32, alpha: f32) -> [u8; 256] {
     std::array::from_fn(|x| blend(deg, x as u8, alpha))
 }
 
+/// Runs an AVX2 kernel over the bulk of the data where the CPU has AVX2 (`Some` of its result,
+/// usually the number of bytes it did; `None` elsewhere); the caller finishes with scalar code.
+macro_rules! avx2_bulk {
+    ($kernel:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let done = if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present (checked just above).
+            Some(unsafe { $kernel })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = None;
+        done
+    }};
+}
+
 pub fn adjust_brightness(data: &mut [u8], factor: f32) {
-    let lut = blend_lut(0.0, factor);
+    let done = avx2_bulk!(super::color_avx2::blend_bytes(data, 0.0, factor)).unwrap_or(0);
+    blend_bytes_scalar(&mut data[done..], 0.0, factor);
+}
+
+fn blend_bytes_scalar(data: &mut [u8], deg: f32, alpha: f32) {
+    if data.is_empty() {
+        return;
+    }
+    let lut = blend_lut(deg, alpha);
     for v in data.iter_mut() {
         *v = lut[*v as usize];
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
-pub fn adjust_contrast(data: &mut [u8], factor: f32) {
+/// Pillow's ImageStat mean of the L image, rounded half up.
+pub fn mean_luma(data: &[u8]) -> u8 {
     let n = (data.len() / 3).max(1);
-    let sum: u64 = data
+    let (bulk, done) = avx2_bulk!(super::color_avx2::luma_sum(data)).unwrap_or((0, 0));
+    let rest: u64 = data[done..]
         .chunks_exact(3)
         .map(|p| luma(p[0], p[1], p[2]) as u64)
         .sum();
-    // ImageStat mean of the L image, rounded half up.
-    let mean = (sum as f64 / n as f64 + 0.5) as u8;
-    let lut = blend_lut(mean as f32, factor);
-    for v in data.iter_mut() {
-        *v = lut[*v as usize];
-    }
+    ((bulk + rest) as f64 / n as f64 + 0.5) as u8
 }
 
-#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
+pub fn adjust_contrast(data: &mut [u8], factor: f32) {
+    let mean = mean_luma(data) as f32;
+    let done = avx2_bulk!(super::color_avx2::blend_bytes(data, mean, factor)).unwrap_or(0);
+    blend_bytes_scalar(&mut data[done..], mean, factor);
+}
+
 pub fn adjust_saturation(data: &mut [u8], factor: f32) {
+    let done = avx2_bulk!(super::color_avx2::saturation(data, factor)).unwrap_or(0);
+    adjust_saturation_scalar(&mut data[done..], factor);
+}
+
+/// The scalar saturation blend (the tail after the AVX2 blocks, and their reference in tests).
+pub fn adjust_saturation_scalar(data: &mut [u8], factor: f32) {
     for p in data.chunks_exact_mut(3) {
         let l = luma(p[0], p[1], p[2]) as f32;
         p[0] = blend(l, p[0], factor);
@@ -117,15 +149,7 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
     // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
     let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
-    #[cfg(target_arch = "x86_64")]
-    let done = if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present (checked just above).
-        unsafe { super::hue_avx2::adjust_hue_avx2(data, shift) }
-    } else {
-        0
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
+    let done = avx2_bulk!(super::hue_avx2::adjust_hue_avx2(data, shift)).unwrap_or(0);
     adjust_hue_scalar(&mut data[done..], shift);
 }
 
@@ -142,8 +166,12 @@ pub fn adjust_hue_scalar(data: &mut [u8], shift: u8) {
 }
 
 /// `img.convert("L")` replicated into three channels.
-#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn grayscale(data: &mut [u8]) {
+    let done = avx2_bulk!(super::color_avx2::grayscale(data)).unwrap_or(0);
+    grayscale_scalar(&mut data[done..]);
+}
+
+pub fn grayscale_scalar(data: &mut [u8]) {
     for p in data.chunks_exact_mut(3) {
         let l = luma(p[0], p[1], p[2]);
         p.fill(l);
@@ -240,6 +268,57 @@ mod tests {
                     &want[p..p + 3]
                 );
             }
+        }
+    }
+
+    /// The AVX2 blends, luma mean and grayscale give the scalar code's bytes for every colour
+    /// (saturation, grayscale) or byte value (brightness, contrast), including extrapolating
+    /// factors that clip at both ends.
+    #[test]
+    fn blends_and_grayscale_equal_scalar_for_every_colour() {
+        let all: Vec<u8> = (0..1u32 << 24)
+            .flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
+            .collect();
+        for factor in [0.0f32, 0.6, 1.0, 1.3712, 2.9] {
+            let mut want = all.clone();
+            adjust_saturation_scalar(&mut want, factor);
+            let mut got = all.clone();
+            adjust_saturation(&mut got, factor);
+            assert!(got == want, "saturation {factor}");
+        }
+        let mut want = all.clone();
+        grayscale_scalar(&mut want);
+        let mut got = all.clone();
+        grayscale(&mut got);
+        assert!(got == want, "grayscale");
+        let total: u64 = all
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]) as u64)
+            .sum();
+        // 16,777,216 pixels: the AVX2 sum must not overflow its lanes.
+        assert_eq!(
+            mean_luma(&all),
+            (total as f64 / (1u64 << 24) as f64 + 0.5) as u8
+        );
+        let bytes: Vec<u8> = (0..=255).cycle().take(256 * 3 + 7).collect();
+        for (deg, alpha) in [
+            (0.0f32, 1.37f32),
+            (0.0, 0.61),
+            (117.0, 1.4),
+            (30.0, -0.5),
+            (200.0, 3.3),
+        ] {
+            let mut want = bytes.clone();
+            blend_bytes_scalar(&mut want, deg, alpha);
+            let mut got = bytes.clone();
+            if deg == 0.0 {
+                adjust_brightness(&mut got, alpha);
+            } else {
+                let done = avx2_bulk!(super::super::color_avx2::blend_bytes(&mut got, deg, alpha))
+                    .unwrap_or(0);
+                blend_bytes_scalar(&mut got[done..], deg, alpha);
+            }
+            assert_eq!(got, want, "blend deg {deg} alpha {alpha}");
         }
     }
 

@@ -5,7 +5,9 @@
 
 pub mod blur;
 pub mod color;
+pub mod color_avx2;
 pub mod crop;
 pub mod flip;
 pub mod hue_avx2;
 pub mod resize;
+pub mod rgb_avx2;
