@@ -7,6 +7,9 @@
 //! inner loops are straight vector code; the horizontal passes run on the transposed image (Pillow
 //! transposes for its vertical passes; the arithmetic, and so every output byte, is the same).
 
+use super::transpose::transpose_rgb;
+use crate::image::ImageView;
+
 /// Pillow's `_gaussian_blur_radius`: the box radius whose `passes` repetitions match σ².
 fn box_radius(sigma: f32, passes: u32) -> f32 {
     let sigma2 = sigma * sigma / passes as f32;
@@ -189,18 +192,13 @@ impl Blur {
 
 /// `dst` (width rows of height pixels) = transpose of `src` (height rows of width pixels), RGB.
 fn transpose(src: &[u8], dst: &mut [u8], width: usize, height: usize) {
-    const TILE: usize = 16;
-    for y0 in (0..height).step_by(TILE) {
-        for x0 in (0..width).step_by(TILE) {
-            for y in y0..(y0 + TILE).min(height) {
-                let srow = &src[y * width * 3..(y + 1) * width * 3];
-                for x in x0..(x0 + TILE).min(width) {
-                    let d = (x * height + y) * 3;
-                    dst[d..d + 3].copy_from_slice(&srow[x * 3..x * 3 + 3]);
-                }
-            }
-        }
-    }
+    let view = ImageView {
+        data: src,
+        width,
+        height,
+        stride: width * 3,
+    };
+    transpose_rgb(view, dst);
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ pub mod flip;
 pub mod hue_avx2;
 pub mod resize;
 pub mod rgb_avx2;
+pub mod transpose;

@@ -3,6 +3,7 @@
 //! widens with the downscale factor, fixed-point coefficients with 22 fractional bits, a horizontal
 //! pass over only the rows the vertical pass needs, clipping to 8 bits between the passes.
 
+use super::transpose::transpose_rgb;
 use crate::image::ImageView;
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -128,13 +129,7 @@ impl Resizer {
         // sums (same taps, same order, same rounding) are exactly Pillow's.
         let w = src.width;
         self.src_t.resize(w * rows * 3, 0);
-        for r in 0..rows {
-            let row = src.row(first + r);
-            for (x, p) in row.chunks_exact(3).enumerate() {
-                let d = (x * rows + r) * 3;
-                self.src_t[d..d + 3].copy_from_slice(p);
-            }
-        }
+        transpose_rgb(src.crop(0, first, w, rows), &mut self.src_t);
         let t_view = ImageView {
             data: &self.src_t,
             width: rows,
@@ -151,13 +146,13 @@ impl Resizer {
             &mut self.out_t,
             &mut self.acc,
         );
-        for xx in 0..out_w {
-            let col = &self.out_t[xx * rows * 3..(xx + 1) * rows * 3];
-            for (r, p) in col.chunks_exact(3).enumerate() {
-                let d = (r * out_w + xx) * 3;
-                self.tmp[d..d + 3].copy_from_slice(p);
-            }
-        }
+        let out_t_view = ImageView {
+            data: &self.out_t,
+            width: rows,
+            height: out_w,
+            stride: rows * 3,
+        };
+        transpose_rgb(out_t_view, &mut self.tmp);
         let tmp = ImageView {
             data: &self.tmp,
             width: out_w,
