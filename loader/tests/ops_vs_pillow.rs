@@ -166,9 +166,15 @@ fn ops_and_decoder_match_pillow_within_2() {
             "{op:18} cases {n:2}  max |diff| {max}  exact >= {:.2}%",
             same * 100.0
         );
-        if *max > 2 {
+        // Every op but hue does Pillow's own integer/float steps and must match byte for byte;
+        // hue's HSV round trip is allowed the issue's ±2 (it is 99.7 % exact).
+        let allowed = if op == "hue" { 2 } else { 0 };
+        if *max > allowed {
             failed.push(op.clone());
         }
     }
-    assert!(failed.is_empty(), "ops beyond ±2 of Pillow: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "ops beyond their tolerance of Pillow: {failed:?}"
+    );
 }
