@@ -178,12 +178,12 @@ pub fn grayscale_scalar(data: &mut [u8]) {
     }
 }
 
-/// `ImageOps.solarize`: values at or above the threshold are inverted.
+/// `ImageOps.solarize`: values at or above the threshold are inverted (255 − v = v XOR 255, so
+/// the loop is a branch-free compare-and-xor that vectorises).
+#[multiversion::multiversion(targets("x86_64+avx2", "x86_64+sse4.1"))]
 pub fn solarize(data: &mut [u8], threshold: u8) {
     for v in data.iter_mut() {
-        if *v >= threshold {
-            *v = 255 - *v;
-        }
+        *v ^= 0u8.wrapping_sub((*v >= threshold) as u8);
     }
 }
 
@@ -319,6 +319,18 @@ mod tests {
                 blend_bytes_scalar(&mut got[done..], deg, alpha);
             }
             assert_eq!(got, want, "blend deg {deg} alpha {alpha}");
+        }
+    }
+
+    #[test]
+    fn solarize_inverts_at_and_above_the_threshold() {
+        for t in [0u8, 1, 128, 255] {
+            let mut d: Vec<u8> = (0..=255).collect();
+            solarize(&mut d, t);
+            for (v, &got) in d.iter().enumerate() {
+                let want = if v as u8 >= t { 255 - v as u8 } else { v as u8 };
+                assert_eq!(got, want, "threshold {t} value {v}");
+            }
         }
     }
 
