@@ -38,35 +38,46 @@ impl BoxWeights {
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
-/// One box pass along the rows axis: `src` and `dst` hold `n` rows of `row_len` bytes; output row
-/// `y` mixes input rows around `y` (Pillow's `ImagingLineBoxBlur`, applied to every column at once).
-fn column_pass(
-    src: &[u8],
-    dst: &mut [u8],
-    row_len: usize,
-    n: usize,
-    w: BoxWeights,
-    acc: &mut [u32],
-) {
-    let BoxWeights { radius, ww, fw } = w;
-    let last = n - 1;
-    let edge_a = (radius + 1).min(n);
-    let edge_b = n.saturating_sub(radius + 1);
-    // Accumulator for the "-1" position: the first row repeated radius+1 times, the rows up to
-    // edge_a−1, and the last row for what lies beyond the end.
-    let (first, lastr) = (&src[..row_len], &src[last * row_len..(last + 1) * row_len]);
-    for ((a, &f), &l) in acc.iter_mut().zip(first).zip(lastr) {
-        *a = f as u32 * (radius as u32 + 1) + l as u32 * (radius + 1 - edge_a) as u32;
-    }
-    for x in 0..edge_a.saturating_sub(1) {
-        for (a, &v) in acc.iter_mut().zip(&src[x * row_len..(x + 1) * row_len]) {
-            *a += v as u32;
+/// Which input rows one box pass reads for each output row (Pillow's `ImagingLineBoxBlur`
+/// regions, with edge pixels repeated).
+#[derive(Debug, Clone, Copy)]
+struct PassRows {
+    radius: usize,
+    last: usize,
+    edge_a: usize,
+    edge_b: usize,
+}
+
+impl PassRows {
+    fn new(n: usize, radius: usize) -> PassRows {
+        PassRows {
+            radius,
+            last: n - 1,
+            edge_a: (radius + 1).min(n),
+            edge_b: n.saturating_sub(radius + 1),
         }
     }
-    // (output row, row leaving the box, row entering it, left and right fractional rows), in
-    // Pillow's three regions; no closures, so the target-feature clones inline everything.
-    let plan = |y: usize| -> [usize; 4] {
+
+    /// For the accumulator's starting value: how often the first row and the last row count,
+    /// and the rows `0..ahead` that count once more.
+    fn start(&self) -> (u32, u32, usize) {
+        let r = self.radius;
+        (
+            r as u32 + 1,
+            (r + 1 - self.edge_a) as u32,
+            self.edge_a.saturating_sub(1),
+        )
+    }
+
+    /// (row leaving the box, row entering it, left and right fractional rows) for output row `y`.
+    #[inline(always)]
+    fn plan(&self, y: usize) -> [usize; 4] {
+        let PassRows {
+            radius,
+            last,
+            edge_a,
+            edge_b,
+        } = *self;
         if edge_a <= edge_b {
             if y < edge_a {
                 [0, y + radius, 0, y + radius + 1]
@@ -82,16 +93,66 @@ fn column_pass(
         } else {
             [y - radius - 1, last, y - radius - 1, last]
         }
+    }
+}
+
+/// One box pass along the rows axis: `src` and `dst` hold `n` rows of `row_len` bytes; output row
+/// `y` mixes input rows around `y` (Pillow's `ImagingLineBoxBlur`, applied to every column at once).
+fn column_pass(
+    src: &[u8],
+    dst: &mut [u8],
+    row_len: usize,
+    n: usize,
+    w: BoxWeights,
+    acc: &mut [u32],
+) {
+    let rows = PassRows::new(n, w.radius);
+    #[cfg(target_arch = "x86_64")]
+    let done = if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked just above).
+        unsafe { avx2::column_strips(src, dst, row_len, n, w, rows) }
+    } else {
+        0
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    column_pass_scalar(src, dst, row_len, n, w, rows, done, &mut acc[done..row_len]);
+}
+
+/// Columns `from..row_len` of a box pass, one accumulator per byte of a row.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
+#[allow(clippy::too_many_arguments)]
+fn column_pass_scalar(
+    src: &[u8],
+    dst: &mut [u8],
+    row_len: usize,
+    n: usize,
+    w: BoxWeights,
+    rows: PassRows,
+    from: usize,
+    acc: &mut [u32],
+) {
+    if from == row_len {
+        return;
+    }
+    let row = |i: usize| &src[i * row_len + from..(i + 1) * row_len];
+    let (first_times, last_times, ahead) = rows.start();
+    for ((a, &f), &l) in acc.iter_mut().zip(row(0)).zip(row(rows.last)) {
+        *a = f as u32 * first_times + l as u32 * last_times;
+    }
+    for x in 0..ahead {
+        for (a, &v) in acc.iter_mut().zip(row(x)) {
+            *a += v as u32;
+        }
+    }
     for y in 0..n {
-        let [sub, add, left, right] = plan(y);
-        let rows = [sub, add, left, right].map(|i| &src[i * row_len..(i + 1) * row_len]);
+        let [sub, add, left, right] = rows.plan(y);
         emit_row(
-            &mut dst[y * row_len..(y + 1) * row_len],
-            &mut acc[..row_len],
-            rows,
-            ww,
-            fw,
+            &mut dst[y * row_len + from..(y + 1) * row_len],
+            acc,
+            [row(sub), row(add), row(left), row(right)],
+            w.ww,
+            w.fw,
         );
     }
 }
@@ -199,6 +260,84 @@ fn transpose(src: &[u8], dst: &mut [u8], width: usize, height: usize) {
         stride: width * 3,
     };
     transpose_rgb(view, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BoxWeights, PassRows};
+
+    /// A box pass over whole 32-byte column strips, each strip's 32 accumulators held in four
+    /// registers from the first row to the last (the scalar pass keeps them in memory, one per
+    /// byte of a row); the same u32 arithmetic. Returns the bytes of each row done.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn column_strips(
+        src: &[u8],
+        dst: &mut [u8],
+        row_len: usize,
+        n: usize,
+        w: BoxWeights,
+        rows: PassRows,
+    ) -> usize {
+        let strips = row_len / 32;
+        let (ww, fw) = (
+            _mm256_set1_epi32(w.ww as i32),
+            _mm256_set1_epi32(w.fw as i32),
+        );
+        let round = _mm256_set1_epi32(1 << 23);
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let (first_times, last_times, ahead) = rows.start();
+        // 32 bytes at column `x` of row `i`, as four vectors of eight u32.
+        let load = |i: usize, x: usize| -> [__m256i; 4] {
+            let v = _mm256_loadu_si256(
+                src[i * row_len + x..i * row_len + x + 32].as_ptr() as *const __m256i
+            );
+            let (lo, hi) = (_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
+                .map(|p| _mm256_cvtepu8_epi32(p))
+        };
+        for strip in 0..strips {
+            let x = strip * 32;
+            let (f, l) = (load(0, x), load(rows.last, x));
+            let (ft, lt) = (
+                _mm256_set1_epi32(first_times as i32),
+                _mm256_set1_epi32(last_times as i32),
+            );
+            let mut acc: [__m256i; 4] = std::array::from_fn(|k| {
+                _mm256_add_epi32(_mm256_mullo_epi32(f[k], ft), _mm256_mullo_epi32(l[k], lt))
+            });
+            for i in 0..ahead {
+                let v = load(i, x);
+                for k in 0..4 {
+                    acc[k] = _mm256_add_epi32(acc[k], v[k]);
+                }
+            }
+            for y in 0..n {
+                let [sub, add, left, right] = rows.plan(y);
+                let (vs, va, vl, vr) = (load(sub, x), load(add, x), load(left, x), load(right, x));
+                let mut out = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    acc[k] = _mm256_sub_epi32(_mm256_add_epi32(acc[k], va[k]), vs[k]);
+                    let bulk = _mm256_add_epi32(
+                        _mm256_mullo_epi32(acc[k], ww),
+                        _mm256_mullo_epi32(_mm256_add_epi32(vl[k], vr[k]), fw),
+                    );
+                    out[k] = _mm256_srli_epi32::<24>(_mm256_add_epi32(bulk, round));
+                }
+                // Outputs are 0..=255, so the signed saturating packs are exact; the permute
+                // undoes their per-half interleaving.
+                let packed = _mm256_packus_epi16(
+                    _mm256_packus_epi32(out[0], out[1]),
+                    _mm256_packus_epi32(out[2], out[3]),
+                );
+                let bytes = _mm256_permutevar8x32_epi32(packed, order);
+                let d = &mut dst[y * row_len + x..y * row_len + x + 32];
+                _mm256_storeu_si256(d.as_mut_ptr() as *mut __m256i, bytes);
+            }
+        }
+        strips * 32
+    }
 }
 
 #[cfg(test)]
