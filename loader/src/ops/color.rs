@@ -145,10 +145,17 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 }
 
 /// torchvision `adjust_hue` on PIL: shift the 8-bit hue by `uint8(hue_factor · 255)` with wrap.
-/// Eight pixels at a time with AVX2 where the CPU has it (same bytes, see `hue_avx2`).
+/// Sixteen pixels at a time with AVX-512 or AVX2 where the CPU has it (same bytes, see
+/// `hue_avx512`, `hue_avx2`).
 pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
     // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
     let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present (checked just above).
+        let done = unsafe { super::hue_avx512::adjust_hue_avx512(data, shift) };
+        return adjust_hue_scalar(&mut data[done..], shift);
+    }
     let done = avx2_bulk!(super::hue_avx2::adjust_hue_avx2(data, shift)).unwrap_or(0);
     adjust_hue_scalar(&mut data[done..], shift);
 }
@@ -243,30 +250,39 @@ mod tests {
         assert_eq!(d, orig);
     }
 
-    /// The AVX2 path gives exactly the scalar path's bytes, for every RGB colour and several shifts.
+    /// The AVX2 and AVX-512 paths give exactly the scalar path's bytes, for every RGB colour and
+    /// several shifts.
     #[test]
-    fn hue_avx2_equals_scalar_for_every_colour() {
-        if !std::is_x86_feature_detected!("avx2") {
-            return; // nothing to compare on this CPU: adjust_hue is the scalar path
-        }
+    #[cfg(target_arch = "x86_64")]
+    fn hue_simd_equals_scalar_for_every_colour() {
         let all: Vec<u8> = (0..1u32 << 24)
             .flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
             .collect();
+        type Kernel = unsafe fn(&mut [u8], u8) -> usize;
+        let mut kernels: Vec<(&str, Kernel)> = Vec::new();
+        if std::is_x86_feature_detected!("avx2") {
+            kernels.push(("avx2", super::super::hue_avx2::adjust_hue_avx2));
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            kernels.push(("avx512", super::super::hue_avx512::adjust_hue_avx512));
+        }
         for shift in [0u8, 1, 13, 128, 250] {
             let mut want = all.clone();
             adjust_hue_scalar(&mut want, shift);
-            let mut got = all.clone();
-            // SAFETY: AVX2 checked above.
-            let done = unsafe { super::super::hue_avx2::adjust_hue_avx2(&mut got, shift) };
-            assert_eq!(done, all.len());
-            if let Some(i) = (0..all.len()).find(|&i| got[i] != want[i]) {
-                let p = i / 3 * 3;
-                panic!(
-                    "shift {shift}: pixel {:?} → avx2 {:?}, scalar {:?}",
-                    &all[p..p + 3],
-                    &got[p..p + 3],
-                    &want[p..p + 3]
-                );
+            for &(name, kernel) in &kernels {
+                let mut got = all.clone();
+                // SAFETY: the CPU feature was checked when the kernel was listed.
+                let done = unsafe { kernel(&mut got, shift) };
+                assert_eq!(done, all.len());
+                if let Some(i) = (0..all.len()).find(|&i| got[i] != want[i]) {
+                    let p = i / 3 * 3;
+                    panic!(
+                        "{name} shift {shift}: pixel {:?} → {:?}, scalar {:?}",
+                        &all[p..p + 3],
+                        &got[p..p + 3],
+                        &want[p..p + 3]
+                    );
+                }
             }
         }
     }
@@ -275,6 +291,7 @@ mod tests {
     /// (saturation, grayscale) or byte value (brightness, contrast), including extrapolating
     /// factors that clip at both ends.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn blends_and_grayscale_equal_scalar_for_every_colour() {
         let all: Vec<u8> = (0..1u32 << 24)
             .flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])

@@ -9,6 +9,7 @@ pub mod color_avx2;
 pub mod crop;
 pub mod flip;
 pub mod hue_avx2;
+pub mod hue_avx512;
 pub mod resize;
 pub mod rgb_avx2;
 pub mod transpose;
