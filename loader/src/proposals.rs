@@ -331,6 +331,17 @@ impl ProposalStore {
         // SAFETY: the store is only appended to by precompute-proposals; readers use whole blocks.
         let map = unsafe { memmap2::Mmap::map(&f)? };
         let n = map.len();
+        // The header decides the format before anything else is read (a finished store of the
+        // first format has a footer too, and its blocks would fail deep inside a lookup).
+        if map.get(..8) == Some(&MAGIC_V1[..]) {
+            bail!(
+                "proposal store {}: first format (before box columns): run precompute-proposals again to rebuild it",
+                path.display()
+            );
+        }
+        if map.get(..8) != Some(&MAGIC[..]) {
+            bail!("{} is not a proposal store (bad magic)", path.display());
+        }
         let mut index = HashMap::new();
         if n >= 40 && &map[n - 8..] == FOOTER_MAGIC {
             let g = |a: usize| u64::from_le_bytes(map[a..a + 8].try_into().unwrap());
@@ -486,10 +497,14 @@ mod tests {
                 ..it
             }
         );
-        // A store of the first format is refused with the remedy.
-        std::fs::write(&p, b"DSPPROP1\0\0\0\0\0\0\0\0").unwrap();
-        let err = format!("{:#}", ProposalStore::open(&p).err().unwrap());
-        assert!(err.contains("run precompute-proposals again"), "{err}");
+        // A store of the first format is refused with the remedy, finished (footer) or not.
+        let mut finished = std::fs::read(&p).unwrap();
+        finished[..8].copy_from_slice(MAGIC_V1);
+        for bytes in [&finished[..], b"DSPPROP1\0\0\0\0\0\0\0\0"] {
+            std::fs::write(&p, bytes).unwrap();
+            let err = format!("{:#}", ProposalStore::open(&p).err().unwrap());
+            assert!(err.contains("run precompute-proposals again"), "{err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
