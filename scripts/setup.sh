@@ -38,3 +38,27 @@ if [ "${1:-}" = "--torch" ]; then
         .venv-torch/bin/pip install -q -r tests/reference/requirements-torch.txt
     fi
 fi
+
+# libtorch for the trainer's `tch` feature (burn-tch), CPU only: PyPI has only the CUDA build of
+# torch 2.9.0 (what tch 0.22 expects), so take its wheel without dependencies plus the two small
+# NVIDIA runtime wheels libtorch_cpu.so links against, and make a LIBTORCH dir holding only the CPU
+# libraries (≈ 0.9 GB download, 1.8 GB on disk, instead of the 7 GB CUDA install; measured in
+# shared/notes/trainer-backends.md). torch-sys always links -ltorch: an empty stub library stands
+# in for it. `source scripts/env-libtorch.sh` then sets LIBTORCH and LD_LIBRARY_PATH.
+if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
+    LT=.libtorch
+    if [ ! -f "$LT/libtorch-cpu/lib/libtorch.so" ] || [ ! -f "$LT/site/torch/lib/libtorch_cpu.so" ]; then
+        echo "setup: fetching a CPU-only libtorch (torch 2.9.0 wheel, no CUDA libraries) into $LT" >&2
+        rm -rf "$LT"
+        mkdir -p "$LT/libtorch-cpu/lib"
+        python3 -m pip install -q --no-deps --target "$LT/site" \
+            torch==2.9.0 nvidia-cuda-runtime-cu12==12.8.90 nvidia-cuda-cupti-cu12==12.8.90
+        SITE="$(cd "$LT/site" && pwd)"
+        ln -s "$SITE/torch/include" "$LT/libtorch-cpu/include"
+        for f in libtorch_cpu.so libc10.so libgomp.so.1; do
+            ln -s "$SITE/torch/lib/$f" "$LT/libtorch-cpu/lib/$f"
+        done
+        printf '' > "$LT/empty.c"
+        cc -shared -fPIC -o "$LT/libtorch-cpu/lib/libtorch.so" "$LT/empty.c"
+    fi
+fi

@@ -41,7 +41,7 @@ struct Cli {
     /// SoCo: pool each box on its assigned FPN level only (`roi_all_levels: false`).
     #[arg(long)]
     roi_assigned_only: bool,
-    /// flex (CPU) or cuda (needs the `cuda` feature).
+    /// flex (CPU), tch (libtorch CPU; needs the `tch` feature) or cuda (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     backend: String,
 }
@@ -49,6 +49,7 @@ struct Cli {
 fn device(name: &str) -> anyhow::Result<Device> {
     match name {
         "flex" => trainer::backend::device(config::Backend::Flex),
+        "tch" => trainer::backend::device(config::Backend::Tch),
         "cuda" => trainer::backend::device(config::Backend::Cuda),
         other => anyhow::bail!("unknown backend {other}"),
     }
