@@ -43,9 +43,32 @@ macro_rules! avx2_bulk {
     }};
 }
 
+/// [`avx2_bulk!`] for AVX-512F kernels.
+macro_rules! avx512_bulk {
+    ($kernel:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let done = if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is present (checked just above).
+            Some(unsafe { $kernel })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = None;
+        done
+    }};
+}
+
+/// `blend(deg, x, alpha)` for every byte: AVX-512, AVX2 or scalar, the same bytes.
+fn blend_bytes(data: &mut [u8], deg: f32, alpha: f32) {
+    let done = avx512_bulk!(super::color_avx512::blend_bytes(data, deg, alpha))
+        .or_else(|| avx2_bulk!(super::color_avx2::blend_bytes(data, deg, alpha)))
+        .unwrap_or(0);
+    blend_bytes_scalar(&mut data[done..], deg, alpha);
+}
+
 pub fn adjust_brightness(data: &mut [u8], factor: f32) {
-    let done = avx2_bulk!(super::color_avx2::blend_bytes(data, 0.0, factor)).unwrap_or(0);
-    blend_bytes_scalar(&mut data[done..], 0.0, factor);
+    blend_bytes(data, 0.0, factor);
 }
 
 fn blend_bytes_scalar(data: &mut [u8], deg: f32, alpha: f32) {
@@ -71,12 +94,13 @@ pub fn mean_luma(data: &[u8]) -> u8 {
 
 pub fn adjust_contrast(data: &mut [u8], factor: f32) {
     let mean = mean_luma(data) as f32;
-    let done = avx2_bulk!(super::color_avx2::blend_bytes(data, mean, factor)).unwrap_or(0);
-    blend_bytes_scalar(&mut data[done..], mean, factor);
+    blend_bytes(data, mean, factor);
 }
 
 pub fn adjust_saturation(data: &mut [u8], factor: f32) {
-    let done = avx2_bulk!(super::color_avx2::saturation(data, factor)).unwrap_or(0);
+    let done = avx512_bulk!(super::color_avx512::saturation(data, factor))
+        .or_else(|| avx2_bulk!(super::color_avx2::saturation(data, factor)))
+        .unwrap_or(0);
     adjust_saturation_scalar(&mut data[done..], factor);
 }
 
@@ -296,12 +320,33 @@ mod tests {
         let all: Vec<u8> = (0..1u32 << 24)
             .flat_map(|c| [(c >> 16) as u8, (c >> 8) as u8, c as u8])
             .collect();
+        type Sat = unsafe fn(&mut [u8], f32) -> usize;
+        type Blend = unsafe fn(&mut [u8], f32, f32) -> usize;
+        let mut kernels: Vec<(&str, Sat, Blend)> = Vec::new();
+        if std::is_x86_feature_detected!("avx2") {
+            kernels.push((
+                "avx2",
+                super::super::color_avx2::saturation,
+                super::super::color_avx2::blend_bytes,
+            ));
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            kernels.push((
+                "avx512",
+                super::super::color_avx512::saturation,
+                super::super::color_avx512::blend_bytes,
+            ));
+        }
         for factor in [0.0f32, 0.6, 1.0, 1.3712, 2.9] {
             let mut want = all.clone();
             adjust_saturation_scalar(&mut want, factor);
-            let mut got = all.clone();
-            adjust_saturation(&mut got, factor);
-            assert!(got == want, "saturation {factor}");
+            for &(name, sat, _) in &kernels {
+                let mut got = all.clone();
+                // SAFETY: the CPU feature was checked when the kernel was listed.
+                let done = unsafe { sat(&mut got, factor) };
+                adjust_saturation_scalar(&mut got[done..], factor);
+                assert!(got == want, "{name} saturation {factor}");
+            }
         }
         let mut want = all.clone();
         grayscale_scalar(&mut want);
@@ -327,15 +372,13 @@ mod tests {
         ] {
             let mut want = bytes.clone();
             blend_bytes_scalar(&mut want, deg, alpha);
-            let mut got = bytes.clone();
-            if deg == 0.0 {
-                adjust_brightness(&mut got, alpha);
-            } else {
-                let done = avx2_bulk!(super::super::color_avx2::blend_bytes(&mut got, deg, alpha))
-                    .unwrap_or(0);
+            for &(name, _, blend) in &kernels {
+                let mut got = bytes.clone();
+                // SAFETY: the CPU feature was checked when the kernel was listed.
+                let done = unsafe { blend(&mut got, deg, alpha) };
                 blend_bytes_scalar(&mut got[done..], deg, alpha);
+                assert_eq!(got, want, "{name} blend deg {deg} alpha {alpha}");
             }
-            assert_eq!(got, want, "blend deg {deg} alpha {alpha}");
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod blur;
 pub mod color;
 pub mod color_avx2;
+pub mod color_avx512;
 pub mod crop;
 pub mod flip;
 pub mod hue_avx2;
