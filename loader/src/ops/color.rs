@@ -290,6 +290,19 @@ mod tests {
         if std::is_x86_feature_detected!("avx512f") {
             kernels.push(("avx512", super::super::hue_avx512::adjust_hue_avx512));
         }
+        // Lengths that end in every kind of remainder: whole multi-block steps, a single 16-pixel
+        // block, a few pixels.
+        for len in [48 * 3 + 9, 48 * 2, 48 * 5 + 3] {
+            let mut want = all[..len].to_vec();
+            adjust_hue_scalar(&mut want, 77);
+            for &(name, kernel) in &kernels {
+                let mut got = all[..len].to_vec();
+                // SAFETY: the CPU feature was checked when the kernel was listed.
+                let done = unsafe { kernel(&mut got, 77) };
+                adjust_hue_scalar(&mut got[done..], 77);
+                assert_eq!(got, want, "{name}: {len} bytes");
+            }
+        }
         for shift in [0u8, 1, 13, 128, 250] {
             let mut want = all.clone();
             adjust_hue_scalar(&mut want, shift);

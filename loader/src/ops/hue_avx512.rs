@@ -15,23 +15,27 @@ use super::rgb_avx2::{load16, store16, BLOCK};
 /// The CPU must support AVX-512F (checked by the caller).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn adjust_hue_avx512(data: &mut [u8], shift: u8) -> usize {
-    for c in data.chunks_exact_mut(BLOCK) {
-        let [r, g, b] = load16(c);
-        let [r, g, b] = shift16(
-            _mm512_cvtepu8_epi32(r),
-            _mm512_cvtepu8_epi32(g),
-            _mm512_cvtepu8_epi32(b),
-            shift,
-        );
-        // Lanes hold 0..=255: the truncating narrow is exact.
-        store16(
-            c,
-            [
-                _mm512_cvtepi32_epi8(r),
-                _mm512_cvtepi32_epi8(g),
-                _mm512_cvtepi32_epi8(b),
-            ],
-        );
+    // Several blocks per step: the per-pixel chain is long (three divisions, conversions,
+    // selects), and independent chains side by side keep the vector units busy.
+    const STEP: usize = 4;
+    let mut groups = data.chunks_exact_mut(STEP * BLOCK);
+    for g in &mut groups {
+        let px: [[__m512i; 3]; STEP] = std::array::from_fn(|k| {
+            load16(&g[k * BLOCK..(k + 1) * BLOCK]).map(|v| _mm512_cvtepu8_epi32(v))
+        });
+        let out = px.map(|p| shift16(p[0], p[1], p[2], shift));
+        for (k, o) in out.into_iter().enumerate() {
+            // Lanes hold 0..=255: the truncating narrow is exact.
+            store16(
+                &mut g[k * BLOCK..(k + 1) * BLOCK],
+                o.map(|v| _mm512_cvtepi32_epi8(v)),
+            );
+        }
+    }
+    for c in groups.into_remainder().chunks_exact_mut(BLOCK) {
+        let p = load16(c).map(|v| _mm512_cvtepu8_epi32(v));
+        let o = shift16(p[0], p[1], p[2], shift);
+        store16(c, o.map(|v| _mm512_cvtepi32_epi8(v)));
     }
     let n = data.len();
     n - n % BLOCK
