@@ -54,6 +54,11 @@ struct Cli {
     /// Folder of the Python reference pipelines.
     #[arg(long, default_value = "tests/reference")]
     reference_dir: PathBuf,
+    /// Interleaved rounds of every measurement (decode, Python, ours); rates are the medians over
+    /// rounds and ratios the medians of the per-round ratios, so a machine whose speed drifts
+    /// during the run still gives paired comparisons.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Internal: run one measurement and print a JSON line.
     #[arg(long, hide = true)]
     one: Option<String>,
@@ -272,6 +277,42 @@ fn parse_line(s: &str) -> Result<(f64, f64)> {
     ))
 }
 
+/// One run of the Python reference pipeline of `--method`: (samples/s, peak RSS MiB).
+fn run_python(cli: &Cli) -> Result<(f64, f64)> {
+    let script = match cli.method.as_str() {
+        "mocov2" => "moco_pipeline.py",
+        "soco" => "soco_pipeline.py",
+        _ => "cp2_pipeline.py",
+    };
+    let mut cmd = Command::new(&cli.python);
+    cmd.arg(cli.reference_dir.join(script))
+        .arg(&cli.data)
+        .arg(cli.samples.to_string());
+    let json = std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
+    if cli.method == "soco" {
+        let store = cli
+            .proposals
+            .as_ref()
+            .context("--method soco needs --proposals")?;
+        tools::soco_json::export(store, &json)?;
+        cmd.arg(&json);
+    }
+    let out = cmd.arg(cli.size.to_string()).output().with_context(|| {
+        format!(
+            "running {} (make it with scripts/setup.sh --python)",
+            cli.python.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&json);
+    if !out.status.success() {
+        bail!(
+            "python reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    parse_line(&String::from_utf8_lossy(&out.stdout))
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(what) = &cli.one {
@@ -293,46 +334,30 @@ fn main() -> Result<()> {
     if !cli.data.is_dir() {
         bail!("--data {} is not a directory", cli.data.display());
     }
-    let decode = child(&cli, "decode", 1)?;
-    let py = {
-        let script = match cli.method.as_str() {
-            "mocov2" => "moco_pipeline.py",
-            "soco" => "soco_pipeline.py",
-            _ => "cp2_pipeline.py",
-        };
-        let mut cmd = Command::new(&cli.python);
-        cmd.arg(cli.reference_dir.join(script))
-            .arg(&cli.data)
-            .arg(cli.samples.to_string());
-        let json =
-            std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
-        if cli.method == "soco" {
-            let store = cli
-                .proposals
-                .as_ref()
-                .context("--method soco needs --proposals")?;
-            tools::soco_json::export(store, &json)?;
-            cmd.arg(&json);
-        }
-        let out = cmd.arg(cli.size.to_string()).output().with_context(|| {
-            format!(
-                "running {} (make it with scripts/setup.sh --python)",
-                cli.python.display()
-            )
-        })?;
-        if !out.status.success() {
-            bail!(
-                "python reference failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let _ = std::fs::remove_file(&json);
-        parse_line(&String::from_utf8_lossy(&out.stdout))?
-    };
-    let mut rust = Vec::new();
-    for &w in &cli.workers {
-        rust.push((w, child(&cli, "rust", w)?));
+    if cli.rounds == 0 {
+        bail!("--rounds must be at least 1");
     }
+    // Per round: decode-only, Python, then ours for each worker count.
+    let mut decode = Vec::new();
+    let mut py = Vec::new();
+    let mut rust: Vec<Vec<(f64, f64)>> = vec![Vec::new(); cli.workers.len()];
+    for _ in 0..cli.rounds {
+        decode.push(child(&cli, "decode", 1)?);
+        py.push(run_python(&cli)?);
+        for (i, &w) in cli.workers.iter().enumerate() {
+            rust[i].push(child(&cli, "rust", w)?);
+        }
+    }
+    // Median rate, largest peak RSS, and the median of per-round ratios.
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rate = |m: &[(f64, f64)]| median(m.iter().map(|x| x.0).collect());
+    let rss = |m: &[(f64, f64)]| m.iter().map(|x| x.1).fold(0.0, f64::max);
+    let ratio = |a: &[(f64, f64)], b: &[(f64, f64)]| {
+        median(a.iter().zip(b).map(|(x, y)| x.0 / y.0).collect())
+    };
     println!(
         "{} samples/s on {} ({} samples, {}×{} views, DCT scaling {})",
         match cli.method.as_str() {
@@ -346,26 +371,32 @@ fn main() -> Result<()> {
         cli.size,
         if cli.no_dct_scaling { "off" } else { "on" }
     );
+    println!(
+        "({} interleaved rounds: median rates, medians of the per-round ratios)",
+        cli.rounds
+    );
     println!("| pipeline | samples/s | peak RSS | ÷ Python (1 proc) | ÷ decode-only |");
     println!("|---|---|---|---|---|");
     println!(
         "| Python Pillow+numpy, 1 process | {:.1} | {:.0} MiB | 1.00 | {:.2} |",
-        py.0,
-        py.1,
-        py.0 / decode.0
+        rate(&py),
+        rss(&py),
+        ratio(&py, &decode)
     );
     println!(
         "| decode only (libjpeg-turbo), 1 thread | {:.1} | {:.0} MiB | {:.2} | 1.00 |",
-        decode.0,
-        decode.1,
-        decode.0 / py.0
+        rate(&decode),
+        rss(&decode),
+        ratio(&decode, &py)
     );
-    for (w, (rate, rss)) in &rust {
+    for (&w, m) in cli.workers.iter().zip(&rust) {
         println!(
-            "| ours, {w} worker{} (through the ring) | {rate:.1} | {rss:.0} MiB | {:.2} | {:.2} |",
-            if *w == 1 { "" } else { "s" },
-            rate / py.0,
-            rate / decode.0
+            "| ours, {w} worker{} (through the ring) | {:.1} | {:.0} MiB | {:.2} | {:.2} |",
+            if w == 1 { "" } else { "s" },
+            rate(m),
+            rss(m),
+            ratio(m, &py),
+            ratio(m, &decode)
         );
     }
     Ok(())
