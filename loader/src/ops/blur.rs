@@ -107,21 +107,17 @@ fn column_pass(
     acc: &mut [u32],
 ) {
     let rows = PassRows::new(n, w.radius);
-    #[cfg(target_arch = "x86_64")]
-    let done = {
-        let mut done = 0;
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
-            done = unsafe { avx512::column_strips(src, dst, row_len, n, w, rows) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
-            done = unsafe { avx2::column_strips(src, dst, row_len, n, w, rows, done) };
-        }
-        done
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
+    // 64-byte strips with AVX-512, then 32-byte strips with AVX2, then the scalar tail.
+    let done = simd_bulk!(
+        "avx512f",
+        avx512::column_strips(src, dst, row_len, n, w, rows)
+    )
+    .unwrap_or(0);
+    let done = simd_bulk!(
+        "avx2",
+        avx2::column_strips(src, dst, row_len, n, w, rows, done)
+    )
+    .unwrap_or(done);
     column_pass_scalar(src, dst, row_len, n, w, rows, done, &mut acc[done..row_len]);
 }
 

@@ -26,44 +26,14 @@ fn blend_lut(deg: f32, alpha: f32) -> [u8; 256] {
     std::array::from_fn(|x| blend(deg, x as u8, alpha))
 }
 
-/// Runs an AVX2 kernel over the bulk of the data where the CPU has AVX2 (`Some` of its result,
-/// usually the number of bytes it did; `None` elsewhere); the caller finishes with scalar code.
-macro_rules! avx2_bulk {
-    ($kernel:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        let done = if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present (checked just above).
-            Some(unsafe { $kernel })
-        } else {
-            None
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = None;
-        done
-    }};
-}
-
-/// [`avx2_bulk!`] for AVX-512F kernels.
-macro_rules! avx512_bulk {
-    ($kernel:expr) => {{
-        #[cfg(target_arch = "x86_64")]
-        let done = if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present (checked just above).
-            Some(unsafe { $kernel })
-        } else {
-            None
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = None;
-        done
-    }};
-}
-
 /// `blend(deg, x, alpha)` for every byte: AVX-512, AVX2 or scalar, the same bytes.
 fn blend_bytes(data: &mut [u8], deg: f32, alpha: f32) {
-    let done = avx512_bulk!(super::color_avx512::blend_bytes(data, deg, alpha))
-        .or_else(|| avx2_bulk!(super::color_avx2::blend_bytes(data, deg, alpha)))
-        .unwrap_or(0);
+    let done = simd_bulk!(
+        "avx512f",
+        super::color_avx512::blend_bytes(data, deg, alpha)
+    )
+    .or_else(|| simd_bulk!("avx2", super::color_avx2::blend_bytes(data, deg, alpha)))
+    .unwrap_or(0);
     blend_bytes_scalar(&mut data[done..], deg, alpha);
 }
 
@@ -84,7 +54,7 @@ fn blend_bytes_scalar(data: &mut [u8], deg: f32, alpha: f32) {
 /// Pillow's ImageStat mean of the L image, rounded half up.
 pub fn mean_luma(data: &[u8]) -> u8 {
     let n = (data.len() / 3).max(1);
-    let (bulk, done) = avx2_bulk!(super::color_avx2::luma_sum(data)).unwrap_or((0, 0));
+    let (bulk, done) = simd_bulk!("avx2", super::color_avx2::luma_sum(data)).unwrap_or((0, 0));
     let rest: u64 = data[done..]
         .chunks_exact(3)
         .map(|p| luma(p[0], p[1], p[2]) as u64)
@@ -98,8 +68,8 @@ pub fn adjust_contrast(data: &mut [u8], factor: f32) {
 }
 
 pub fn adjust_saturation(data: &mut [u8], factor: f32) {
-    let done = avx512_bulk!(super::color_avx512::saturation(data, factor))
-        .or_else(|| avx2_bulk!(super::color_avx2::saturation(data, factor)))
+    let done = simd_bulk!("avx512f", super::color_avx512::saturation(data, factor))
+        .or_else(|| simd_bulk!("avx2", super::color_avx2::saturation(data, factor)))
         .unwrap_or(0);
     adjust_saturation_scalar(&mut data[done..], factor);
 }
@@ -174,13 +144,9 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
     // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
     let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: AVX-512F is present (checked just above).
-        let done = unsafe { super::hue_avx512::adjust_hue_avx512(data, shift) };
-        return adjust_hue_scalar(&mut data[done..], shift);
-    }
-    let done = avx2_bulk!(super::hue_avx2::adjust_hue_avx2(data, shift)).unwrap_or(0);
+    let done = simd_bulk!("avx512f", super::hue_avx512::adjust_hue_avx512(data, shift))
+        .or_else(|| simd_bulk!("avx2", super::hue_avx2::adjust_hue_avx2(data, shift)))
+        .unwrap_or(0);
     adjust_hue_scalar(&mut data[done..], shift);
 }
 
@@ -198,7 +164,7 @@ pub fn adjust_hue_scalar(data: &mut [u8], shift: u8) {
 
 /// `img.convert("L")` replicated into three channels.
 pub fn grayscale(data: &mut [u8]) {
-    let done = avx2_bulk!(super::color_avx2::grayscale(data)).unwrap_or(0);
+    let done = simd_bulk!("avx2", super::color_avx2::grayscale(data)).unwrap_or(0);
     grayscale_scalar(&mut data[done..]);
 }
 

@@ -5,18 +5,8 @@ pub fn hflip(data: &mut [u8], width: usize) {
     if width == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = std::is_x86_feature_detected!("avx2");
     for row in data.chunks_exact_mut(width * 3) {
-        #[cfg(target_arch = "x86_64")]
-        let done = if avx2 {
-            // SAFETY: AVX2 is present (checked above).
-            unsafe { avx2::flip_ends(row) }
-        } else {
-            0
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
+        let done = simd_bulk!("avx2", avx2::flip_ends(row)).unwrap_or(0);
         // The middle `width − 2·done` pixels, mirrored in place.
         let (mut l, mut r) = (done, width.saturating_sub(1 + done));
         while l < r {

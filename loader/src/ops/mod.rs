@@ -3,6 +3,25 @@
 //! the reference implementations' views pixel for pixel (within ±1–2 where float order differs).
 //! Random parameters are drawn separately from rendering, so geometry can be tested exactly.
 
+/// Runs a SIMD kernel over the bulk of the data when the CPU has `$feature` (a
+/// `is_x86_feature_detected!` name): `Some` of its result (usually the bytes it did), `None` on
+/// other CPUs and architectures, where the kernel is not even compiled. Callers chain tiers
+/// (AVX-512, then AVX2) and finish the tail with scalar code.
+macro_rules! simd_bulk {
+    ($feature:tt, $kernel:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let done = if std::is_x86_feature_detected!($feature) {
+            // SAFETY: the CPU has the kernel's target feature (checked just above).
+            Some(unsafe { $kernel })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = None;
+        done
+    }};
+}
+
 pub mod blur;
 pub mod color;
 pub mod color_avx2;

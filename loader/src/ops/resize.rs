@@ -177,32 +177,17 @@ fn vertical(
     dst: &mut [u8],
     acc: &mut Vec<i32>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    let (avx512, avx2) = (
-        std::is_x86_feature_detected!("avx512f"),
-        std::is_x86_feature_detected!("avx2"),
-    );
     let ks = taps.ksize;
     let row_len = out_w * 3;
     for yy in 0..out_h {
         let (ymin, n) = taps.bounds[yy];
         let k = &taps.weights[yy * ks..yy * ks + n];
         let out = &mut dst[yy * row_len..(yy + 1) * row_len];
-        #[cfg(target_arch = "x86_64")]
-        let done = {
-            let mut done = 0;
-            if avx512 {
-                // SAFETY: AVX-512F is present (checked above).
-                done = unsafe { avx512::vertical_row(src, ymin - first, k, out) };
-            }
-            if avx2 {
-                // SAFETY: AVX2 is present (checked above).
-                done = unsafe { avx2::vertical_row(src, ymin - first, k, out, done) };
-            }
-            done
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = 0;
+        // 64-byte blocks with AVX-512, then 32-byte blocks with AVX2, then the scalar tail.
+        let done =
+            simd_bulk!("avx512f", avx512::vertical_row(src, ymin - first, k, out)).unwrap_or(0);
+        let done =
+            simd_bulk!("avx2", avx2::vertical_row(src, ymin - first, k, out, done)).unwrap_or(done);
         vertical_row_scalar(src, ymin - first, k, done, out, acc);
     }
 }
