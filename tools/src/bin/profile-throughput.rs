@@ -277,8 +277,9 @@ fn parse_line(s: &str) -> Result<(f64, f64)> {
     ))
 }
 
-/// One run of the Python reference pipeline of `--method`: (samples/s, peak RSS MiB).
-fn run_python(cli: &Cli) -> Result<(f64, f64)> {
+/// One run of the Python reference pipeline of `--method`: (samples/s, peak RSS MiB). SoCo's
+/// reference reads its proposals from `soco_json` (exported once per run by `main`).
+fn run_python(cli: &Cli, soco_json: Option<&Path>) -> Result<(f64, f64)> {
     let script = match cli.method.as_str() {
         "mocov2" => "moco_pipeline.py",
         "soco" => "soco_pipeline.py",
@@ -288,14 +289,8 @@ fn run_python(cli: &Cli) -> Result<(f64, f64)> {
     cmd.arg(cli.reference_dir.join(script))
         .arg(&cli.data)
         .arg(cli.samples.to_string());
-    let json = std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
-    if cli.method == "soco" {
-        let store = cli
-            .proposals
-            .as_ref()
-            .context("--method soco needs --proposals")?;
-        tools::soco_json::export(store, &json)?;
-        cmd.arg(&json);
+    if let Some(json) = soco_json {
+        cmd.arg(json);
     }
     let out = cmd.arg(cli.size.to_string()).output().with_context(|| {
         format!(
@@ -303,7 +298,6 @@ fn run_python(cli: &Cli) -> Result<(f64, f64)> {
             cli.python.display()
         )
     })?;
-    let _ = std::fs::remove_file(&json);
     if !out.status.success() {
         bail!(
             "python reference failed: {}",
@@ -337,16 +331,32 @@ fn main() -> Result<()> {
     if cli.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    // SoCo's reference reads SoCo's JSON, exported from the same store once for every round.
+    let soco_json = if cli.method == "soco" {
+        let store = cli
+            .proposals
+            .as_ref()
+            .context("--method soco needs --proposals")?;
+        let json =
+            std::env::temp_dir().join(format!("profile-throughput-{}.json", std::process::id()));
+        tools::soco_json::export(store, &json)?;
+        Some(json)
+    } else {
+        None
+    };
     // Per round: decode-only, Python, then ours for each worker count.
     let mut decode = Vec::new();
     let mut py = Vec::new();
     let mut rust: Vec<Vec<(f64, f64)>> = vec![Vec::new(); cli.workers.len()];
     for _ in 0..cli.rounds {
         decode.push(child(&cli, "decode", 1)?);
-        py.push(run_python(&cli)?);
+        py.push(run_python(&cli, soco_json.as_deref())?);
         for (i, &w) in cli.workers.iter().enumerate() {
             rust[i].push(child(&cli, "rust", w)?);
         }
+    }
+    if let Some(json) = &soco_json {
+        let _ = std::fs::remove_file(json);
     }
     // Median rate, largest peak RSS, and the median of per-round ratios.
     let median = |mut v: Vec<f64>| {
