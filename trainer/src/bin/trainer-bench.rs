@@ -236,6 +236,9 @@ fn main() -> anyhow::Result<()> {
     let cfg = config::MocoV2Config {
         queue_size: 4096,
         proj_hidden: depth.out_channels(),
+        // As tests/reference/torch_step.py: 2 sub-batches (the config default, 8, is MoCo's
+        // 8-GPU grouping of a 256 batch; at batch 32 it would run 8 key forwards of 4).
+        key_bn: config::KeyBatchNorm::ShuffledSubBatches(2),
         ..Default::default()
     };
     let mut query = Encoder::new(depth, &cfg, &device);
