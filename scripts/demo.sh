@@ -4,9 +4,13 @@
 # on CPU. Prints the loss going down and where the checkpoint, metrics and plot are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# --libtorch: the trainer's default CPU backend is libtorch (burn-tch; BENCHMARKS.md), a 0.9 GB
+# CPU-only install under .libtorch/.
+bash scripts/setup.sh --libtorch
+source scripts/env-libtorch.sh
 echo "demo: building (release; the first build takes several minutes)" >&2
-cargo build -q --release -p loader --bin loader -p trainer --bin trainer -p tools --bin launch --bin make-demo-data
+cargo build -q --release -p loader --bin loader -p trainer --features trainer/tch --bin trainer \
+  -p tools --bin launch --bin make-demo-data
 ./target/release/make-demo-data --out runs/demo-data/images --count 96
 RUST_LOG=${RUST_LOG:-warn} ./target/release/launch --config config/presets/demo.ron --out-dir runs/demo
 python3 - <<'PY'

@@ -98,16 +98,19 @@ fn pretraining_run_lowers_the_loss() {
     let _serial = serial();
     let dir = tempdir("lower");
     // A queue of one batch (full of real keys after the first step, so the loss can only fall by
-    // learning): 100 steps of SGD, batch 16 of 64×64 views, over 32 photos. Chance is ln 17 = 2.83.
+    // learning): 200 steps of SGD, batch 16 of 64×64 views, over 32 photos. Chance is ln 17 = 2.83.
+    // The per-step loss is noisy (±0.15), so the means compared are over 40 steps each: over 100
+    // steps the fall was within the noise on libtorch's initialisation (0.02), over 200 it is 0.19
+    // on libtorch and 0.21 on flex.
     let cfg = config_sized(&dir, "lower", 16, 0.1, 32, 64, 16);
-    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "100"])
+    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "200"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let l = losses(&dir.join("out/metrics.jsonl"));
-    assert_eq!(l.len(), 100);
+    assert_eq!(l.len(), 200);
     let mean = |s: &[(u64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
-    let (early, late) = (mean(&l[..20]), mean(&l[80..]));
+    let (early, late) = (mean(&l[..40]), mean(&l[160..]));
     assert!(
         late < early - 0.05,
         "loss did not fall: {early:.3} -> {late:.3}"

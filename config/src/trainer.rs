@@ -6,8 +6,11 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Backend {
-    /// burn-flex: pure Rust, nothing to install.
+    /// libtorch when this build has it (`--features tch`, what the README's commands build),
+    /// otherwise flex. BENCHMARKS.md has the measurements behind this default.
     #[default]
+    Auto,
+    /// burn-flex: pure Rust, nothing to install.
     Flex,
     /// burn-tch on libtorch (CPU, or CUDA when built with it).
     Tch,

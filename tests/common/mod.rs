@@ -34,6 +34,11 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         if profile == "release" {
             cmd.arg("--release");
         }
+        if cfg!(feature = "tch") && (package != "loader" || name == "launch") {
+            // The same trainer features as this test build (tools and launch's trainer depend on
+            // them), so cargo reuses its artifacts instead of relinking back and forth.
+            cmd.args(["--features", "trainer/tch"]);
+        }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building {name} failed");
     }

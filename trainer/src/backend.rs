@@ -6,7 +6,7 @@ use burn::tensor::Device;
 
 /// The autodiff-enabled device for `backend`.
 pub fn device(backend: config::Backend) -> anyhow::Result<Device> {
-    match backend {
+    match resolve(backend) {
         // Explicit: Device::default() prefers libtorch over flex when both are compiled in.
         config::Backend::Flex => Ok(Device::from(burn::backend::FlexDevice).autodiff()),
         // burn marks burn-tch deprecated (removed in 0.23); on CPU it is still the fastest backend
@@ -14,9 +14,39 @@ pub fn device(backend: config::Backend) -> anyhow::Result<Device> {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         config::Backend::Tch => Ok(Device::from(burn::backend::LibTorchDevice::Cpu).autodiff()),
+        config::Backend::Auto => unreachable!("resolved above"),
         other => anyhow::bail!(
             "backend {other:?} is not compiled into this build (cargo feature {:?}; see README)",
             format!("{other:?}").to_lowercase()
         ),
+    }
+}
+
+/// The backend `Auto` stands for in this build: libtorch when compiled in (about 2–3× faster than
+/// flex on CPU, BENCHMARKS.md), flex otherwise. Other choices are returned as they are.
+pub fn resolve(backend: config::Backend) -> config::Backend {
+    match backend {
+        config::Backend::Auto if cfg!(feature = "tch") => config::Backend::Tch,
+        config::Backend::Auto => config::Backend::Flex,
+        other => other,
+    }
+}
+
+/// Sizes the CPU thread pool of `backend` (resolved) to `threads`; `None` leaves each backend's
+/// default (one thread per core). Call before the first tensor operation: rayon's global pool
+/// can be built only once.
+pub fn set_threads(backend: config::Backend, threads: Option<usize>) -> anyhow::Result<()> {
+    let Some(n) = threads else { return Ok(()) };
+    match resolve(backend) {
+        config::Backend::Flex => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("setting {n} flex (rayon) threads: {e}")),
+        #[cfg(feature = "tch")]
+        config::Backend::Tch => {
+            tch::utils::set_num_threads(n as i32);
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }

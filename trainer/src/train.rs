@@ -326,7 +326,9 @@ pub struct Summary {
 
 pub fn run(args: &TrainArgs) -> Result<Summary> {
     let run = RunConfig::from_file(&args.config)?;
+    crate::backend::set_threads(run.trainer.backend, run.trainer.threads)?;
     let device = crate::backend::device(run.trainer.backend)?;
+    tracing::info!("backend {:?}", crate::backend::resolve(run.trainer.backend));
     device.seed(run.seed);
     let out = args.out_dir.clone().unwrap_or_else(|| run.output_dir());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
