@@ -177,6 +177,9 @@ impl RunConfig {
         positive("trainer.epochs", t.epochs)?;
         positive("trainer.base_batch_size", t.base_batch_size)?;
         positive("trainer.checkpoint_every", t.checkpoint_every)?;
+        if let Some(n) = t.threads {
+            positive("trainer.threads", n)?;
+        }
         match t.optimizer {
             Optimizer::Sgd {
                 lr,

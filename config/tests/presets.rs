@@ -115,3 +115,16 @@ fn missing_file_is_a_clear_error() {
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/run.ron"));
 }
+
+#[test]
+fn zero_trainer_threads_is_rejected() {
+    let e = err(
+        "RunConfig(name: \"t\", dataset: (root: \"x\"), method: MocoV2(), trainer: (threads: Some(0)))",
+    );
+    assert!(e.contains("trainer.threads"), "{e}");
+    assert!(RunConfig::from_str(
+        "RunConfig(name: \"t\", dataset: (root: \"x\"), method: MocoV2(), trainer: (threads: Some(2)))",
+        "run.ron"
+    )
+    .is_ok());
+}

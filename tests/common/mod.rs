@@ -34,9 +34,10 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         if profile == "release" {
             cmd.arg("--release");
         }
-        if cfg!(feature = "tch") && (package != "loader" || name == "launch") {
-            // The same trainer features as this test build (tools and launch's trainer depend on
-            // them), so cargo reuses its artifacts instead of relinking back and forth.
+        if cfg!(feature = "tch") && package != "loader" {
+            // The same trainer features as this test build (trainer, and tools, which depends on
+            // it), so cargo reuses its artifacts instead of relinking back and forth. `loader`
+            // alone does not depend on the trainer and would reject the flag.
             cmd.args(["--features", "trainer/tch"]);
         }
         let status = cmd.status().expect("run cargo build");
