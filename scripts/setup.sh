@@ -42,8 +42,8 @@ fi
 # libtorch for the trainer's `tch` feature (burn-tch), CPU only: PyPI has only the CUDA build of
 # torch 2.9.0 (what tch 0.22 expects), so take its wheel without dependencies plus the two small
 # NVIDIA runtime wheels libtorch_cpu.so links against, and make a LIBTORCH dir holding only the CPU
-# libraries (≈ 0.9 GB download, 1.8 GB on disk, instead of the 7 GB CUDA install; measured in
-# shared/notes/trainer-backends.md). torch-sys always links -ltorch: an empty stub library stands
+# libraries (≈ 0.9 GB download, 0.6 GB on disk once the CUDA libraries are deleted, instead of the
+# 7 GB CUDA install; measured in shared/notes/trainer-backends.md). torch-sys always links -ltorch: an empty stub library stands
 # in for it. `source scripts/env-libtorch.sh` then sets LIBTORCH and LD_LIBRARY_PATH.
 if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
     LT=.libtorch
@@ -51,7 +51,7 @@ if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
         echo "setup: fetching a CPU-only libtorch (torch 2.9.0 wheel, no CUDA libraries) into $LT" >&2
         rm -rf "$LT"
         mkdir -p "$LT/libtorch-cpu/lib"
-        python3 -m pip install -q --no-deps --target "$LT/site" \
+        python3 -m pip install -q --no-deps --no-cache-dir --target "$LT/site" \
             torch==2.9.0 nvidia-cuda-runtime-cu12==12.8.90 nvidia-cuda-cupti-cu12==12.8.90
         SITE="$(cd "$LT/site" && pwd)"
         ln -s "$SITE/torch/include" "$LT/libtorch-cpu/include"
@@ -61,4 +61,8 @@ if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
         printf '' > "$LT/empty.c"
         cc -shared -fPIC -o "$LT/libtorch-cpu/lib/libtorch.so" "$LT/empty.c"
     fi
+    # The wheel's CUDA and Python-binding libraries are never loaded by a CPU build: 1.2 GB of a
+    # small CI disk. What stays: libtorch_cpu, libc10, libgomp, the headers, two NVIDIA runtimes.
+    rm -f "$LT"/site/torch/lib/libtorch_cuda*.so "$LT"/site/torch/lib/libtorch_python.so \
+        "$LT"/site/torch/lib/libtorch_nvshmem.so
 fi

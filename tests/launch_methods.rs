@@ -7,11 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("launch-methods-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir(tag: &str) -> common::Scratch {
+    common::tempdir("launch-methods", tag)
 }
 
 fn text(o: &Output) -> String {

@@ -23,7 +23,7 @@ fn bins() -> PathBuf {
     common::workspace_bin("tools", "launch")
 }
 
-fn tempdir(tag: &str) -> PathBuf {
+fn tempdir(tag: &str) -> common::Scratch {
     common::tempdir("launch", tag)
 }
 

@@ -14,7 +14,7 @@ fn loader_bin() -> PathBuf {
     common::workspace_bin("loader", "loader")
 }
 
-fn tempdir(tag: &str) -> PathBuf {
+fn tempdir(tag: &str) -> common::Scratch {
     common::tempdir("loader-e2e", tag)
 }
 

@@ -32,9 +32,7 @@ fn run(out: &PathBuf) -> Command {
 
 #[test]
 fn killed_precompute_resumes_to_an_identical_store() {
-    let dir = std::env::temp_dir().join(format!("precompute-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir("precompute-kill", "store");
     let (full, resumed) = (dir.join("full.pstore"), dir.join("resumed.pstore"));
     assert!(run(&full).output().unwrap().status.success());
 

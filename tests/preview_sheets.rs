@@ -7,8 +7,7 @@ mod common;
 
 #[test]
 fn preview_sheets_for_mocov2_cp2_and_patch_rotation() {
-    let dir = std::env::temp_dir().join(format!("preview-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir("preview", "sheets");
     let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");
     for (name, method) in [
         ("mocov2", "MocoV2(view: (size: 96))"),

@@ -432,10 +432,8 @@ mod tests {
 
     #[test]
     fn write_resume_finish_read() {
-        let dir = std::env::temp_dir().join(format!("pstore-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("s.pstore");
-        let _ = std::fs::remove_file(&p);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.pstore");
         let mut w = StoreWriter::open(&p).unwrap();
         w.append_block(&(0..3).map(item).collect::<Vec<_>>())
             .unwrap();
@@ -463,10 +461,8 @@ mod tests {
 
     #[test]
     fn boxes_round_trip_sorted_and_wide_values_survive() {
-        let dir = std::env::temp_dir().join(format!("pstore-wide-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("w.pstore");
-        let _ = std::fs::remove_file(&p);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.pstore");
         let boxes = vec![
             [300, 7, 20, 9],
             [5, 900_000, 70_000, 3],
@@ -505,6 +501,5 @@ mod tests {
             let err = format!("{:#}", ProposalStore::open(&p).err().unwrap());
             assert!(err.contains("run precompute-proposals again"), "{err}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

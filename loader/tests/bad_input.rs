@@ -138,11 +138,12 @@ fn write_dataset(dir: &Path) -> Vec<&'static str> {
     names
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loader-bad-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder removed when the test ends.
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("loader-bad-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn open(dir: &Path) -> Arc<Dataset> {
@@ -169,9 +170,10 @@ fn info(index: usize, len: usize) -> SampleInfo {
 
 #[test]
 fn each_bad_file_decodes_or_is_skipped_for_its_reason() {
-    let dir = tempdir("each");
-    write_dataset(&dir);
-    let ds = open(&dir);
+    let scratch = tempdir("each");
+    let dir = scratch.path();
+    write_dataset(dir);
+    let ds = open(dir);
     for c in cases() {
         let index = ds
             .entries
@@ -232,7 +234,8 @@ fn each_bad_file_decodes_or_is_skipped_for_its_reason() {
 #[test]
 fn unreadable_file_is_skipped() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempdir("perm");
+    let scratch = tempdir("perm");
+    let dir = scratch.path();
     std::fs::write(dir.join("a.JPEG"), a_jpeg()).unwrap();
     std::fs::write(dir.join("locked.JPEG"), a_jpeg()).unwrap();
     std::fs::set_permissions(
@@ -240,7 +243,7 @@ fn unreadable_file_is_skipped() {
         std::fs::Permissions::from_mode(0o000),
     )
     .unwrap();
-    let ds = open(&dir);
+    let ds = open(dir);
     let index = ds
         .entries
         .iter()
@@ -274,10 +277,11 @@ fn unreadable_file_is_skipped() {
 
 #[test]
 fn a_dataset_of_only_bad_files_is_an_error_not_a_hang() {
-    let dir = tempdir("allbad");
+    let scratch = tempdir("allbad");
+    let dir = scratch.path();
     std::fs::write(dir.join("a.JPEG"), b"").unwrap();
     std::fs::write(dir.join("b.JPEG"), b"nope").unwrap();
-    let ds = open(&dir);
+    let ds = open(dir);
     let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 89_478_485, true);
     let err = io
         .load(&info(0, ds.len()), 0, 0, |_, _| ((), []))
@@ -291,13 +295,14 @@ fn a_dataset_of_only_bad_files_is_an_error_not_a_hang() {
 
 #[test]
 fn fifo_is_not_opened() {
-    let dir = tempdir("fifo");
+    let scratch = tempdir("fifo");
+    let dir = scratch.path();
     std::fs::write(dir.join("a.JPEG"), a_jpeg()).unwrap();
     let fifo = dir.join("pipe.JPEG");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     // A FIFO is not listed as an image file, and even if asked for directly it is refused.
-    let ds = open(&dir);
+    let ds = open(dir);
     assert_eq!(ds.len(), 1);
 }
 
@@ -314,10 +319,11 @@ fn missing_root_and_empty_dataset_are_one_line_errors() {
         format!("{e:#}"),
         "dataset root /nonexistent/imagenet does not exist or is not a directory"
     );
-    let dir = tempdir("empty");
+    let scratch = tempdir("empty");
+    let dir = scratch.path();
     std::fs::write(dir.join("notes.txt"), b"x").unwrap();
     let e = Dataset::open(&DatasetConfig {
-        root: dir.clone(),
+        root: dir.to_path_buf(),
         layout: DatasetLayout::Flat,
         proposals: None,
         max_images: None,
@@ -331,7 +337,8 @@ fn missing_root_and_empty_dataset_are_one_line_errors() {
 
 #[test]
 fn image_folder_labels_follow_sorted_classes_and_empty_classes_are_reported() {
-    let dir = tempdir("folder");
+    let scratch = tempdir("folder");
+    let dir = scratch.path();
     for (class, files) in [("n02", 2), ("n01", 1), ("n03_empty", 0)] {
         let d = dir.join("train").join(class);
         std::fs::create_dir_all(&d).unwrap();
@@ -340,7 +347,7 @@ fn image_folder_labels_follow_sorted_classes_and_empty_classes_are_reported() {
         }
     }
     let cfg = DatasetConfig {
-        root: dir.clone(),
+        root: dir.to_path_buf(),
         layout: DatasetLayout::ImageFolder {
             split: "train".into(),
         },

@@ -17,11 +17,12 @@ use loader::worker::{ImageIo, SampleInfo, SkipLog};
 const GREY: [u8; 3] = [128, 128, 128];
 const COLOURS: [[u8; 3]; 3] = [[230, 20, 20], [20, 230, 20], [20, 20, 230]];
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("soco-views-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch folder removed when the test ends.
+fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("soco-views-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Images of various sizes with three non-overlapping rectangles `[x, y, w, h]` painted in
@@ -150,9 +151,10 @@ fn fill(soco: &Soco, io: &mut ImageIo, info: &SampleInfo) -> anyhow::Result<Vec<
 }
 
 fn run(star: bool) {
-    let dir = tempdir(if star { "star" } else { "plain" });
-    let store = make_dataset(&dir);
-    let ds = flat_dataset(&dir, None);
+    let scratch = tempdir(if star { "star" } else { "plain" });
+    let dir = scratch.path();
+    let store = make_dataset(dir);
+    let ds = flat_dataset(dir, None);
     let cfg = SocoConfig {
         star,
         v3_size: if star { 192 } else { 112 },
@@ -260,7 +262,6 @@ fn run(star: bool) {
     assert!(checked > 60 * nsets * 2, "only {checked} boxes checked");
     assert!(flipped > 0);
     println!("checked {checked} boxes ({whole} whole-view fallbacks)");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn extent_through(
@@ -329,8 +330,9 @@ fn on_the_fly_proposals_and_cutout_on_real_photos() {
 /// a missing store is an error naming the file.
 #[test]
 fn foreign_or_missing_store_is_a_clear_error() {
-    let dir = tempdir("foreign");
-    make_dataset(&dir);
+    let scratch = tempdir("foreign");
+    let dir = scratch.path();
+    make_dataset(dir);
     let foreign = dir.join("foreign.pstore");
     let mut w = StoreWriter::open(&foreign).unwrap();
     w.append_block(&[ImageProposals {
@@ -342,7 +344,7 @@ fn foreign_or_missing_store_is_a_clear_error() {
     }])
     .unwrap();
     w.finish().unwrap();
-    let ds = flat_dataset(&dir, None);
+    let ds = flat_dataset(dir, None);
     let soco = Soco::open(SocoConfig::default(), Some(&foreign)).unwrap();
     let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
     let info = SampleInfo {
@@ -368,5 +370,4 @@ fn foreign_or_missing_store_is_a_clear_error() {
             .unwrap()
     );
     assert!(err.contains("nope.pstore"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

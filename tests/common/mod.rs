@@ -52,11 +52,43 @@ pub fn photos() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos")
 }
 
-/// A fresh scratch folder for one test, unique to this process.
+/// A fresh scratch folder for one test (`<prefix>-<tag>-<random>` under the temp dir). Removed when
+/// the test ends — the runs here write checkpoints of 170 MB, which CI's disk cannot keep for the
+/// whole suite — except when the test fails: then it stays for inspection and its path is printed.
 #[allow(dead_code)]
-pub fn tempdir(prefix: &str, tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("{prefix}-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+pub struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.disable_cleanup(true);
+            eprintln!(
+                "test failed: its files are kept in {}",
+                self.0.path().display()
+            );
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub fn tempdir(prefix: &str, tag: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}-{tag}-"))
+            .tempdir()
+            .expect("create a scratch folder in the temp dir"),
+    )
 }

@@ -157,8 +157,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption_is_detected() {
-        let dir = std::env::temp_dir().join(format!("ckpt-test-{}", std::process::id()));
-        let p = dir.join("last.ckpt");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("last.ckpt");
         save(
             &p,
             &state(),

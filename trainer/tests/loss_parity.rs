@@ -35,7 +35,7 @@ fn tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
 #[test]
 fn infonce_with_queue_matches_numpy() {
     let f = &fixtures()["infonce"];
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let loss = info_nce(
         tensor(&f["q"], &device),
         tensor(&f["k"], &device),
@@ -52,7 +52,7 @@ fn infonce_with_queue_matches_numpy() {
 #[test]
 fn densecl_dense_loss_matches_numpy() {
     let f = &fixtures()["densecl_dense"];
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let matches = match_locations(tensor(&f["bq"], &device), tensor(&f["bk"], &device));
     let loss = dense_loss(
         tensor(&f["zq"], &device),
@@ -85,7 +85,7 @@ fn ints(v: &Value) -> Vec<i32> {
 fn soco_box_byol_matches_numpy() {
     use trainer::loss::soco::{box_byol, correspondence};
     let f = &fixtures()["soco"];
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let c = correspondence(&ints(&f["ids_a"]), &ints(&f["ids_b"]), 3, &device);
     let loss = box_byol(tensor(&f["p"], &device), tensor(&f["z"], &device), c);
     let (ours, want) = (
@@ -100,7 +100,7 @@ fn cp2_losses_match_numpy() {
     use trainer::loss::cp2::{dense_loss, instance_loss};
     use trainer::loss::l2_normalize;
     let f = &fixtures()["cp2"];
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let q = l2_normalize(tensor::<3>(&f["q"], &device), 1);
     let k = l2_normalize(tensor::<3>(&f["k"], &device), 1);
     let (mq, mk) = (

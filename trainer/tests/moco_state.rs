@@ -3,7 +3,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor, TensorData};
 use trainer::methods::mocov2::{Encoder, MocoV2};
 use trainer::nn::resnet::Depth;
 use trainer::queue::Queue;
@@ -16,7 +16,7 @@ fn rows(t: &Tensor<2>) -> Vec<Vec<f32>> {
 
 #[test]
 fn queue_fills_and_wraps() {
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let mut q = Queue::new(5, 2, &device);
     let batch = |base: f32| {
         Tensor::<2>::from_data(
@@ -62,7 +62,7 @@ fn values(v: &[(f32, bool)]) -> Vec<f32> {
 
 #[test]
 fn key_encoder_is_an_ema_of_the_query_encoder() {
-    let device = Device::default().autodiff();
+    let device = trainer::backend::test_device().autodiff();
     device.seed(9);
     let cfg = config::MocoV2Config {
         proj_hidden: 16,

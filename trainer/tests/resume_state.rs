@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Bytes, Device, Distribution, Tensor};
+use burn::tensor::{Bytes, Distribution, Tensor};
 use trainer::methods::mocov2::Encoder;
 use trainer::nn::resnet::Depth;
 
@@ -17,7 +17,7 @@ fn step(model: Encoder, optim: &mut burn::optim::ModuleOptimizer, x: &Tensor<4>)
 
 #[test]
 fn restored_model_and_optimiser_continue_identically() {
-    let device = Device::default().autodiff();
+    let device = trainer::backend::test_device().autodiff();
     device.seed(1);
     let cfg = config::MocoV2Config {
         proj_hidden: 16,
@@ -74,7 +74,7 @@ fn every_trainable_parameter_gets_a_gradient() {
             }
         }
     }
-    let device = Device::default().autodiff();
+    let device = trainer::backend::test_device().autodiff();
     device.seed(3);
     for depth in [Depth::R18, Depth::R50] {
         let cfg = config::MocoV2Config {

@@ -39,7 +39,7 @@ fn setup(device: &Device) -> (Tensor<4>, RoiPlan, Vec<f32>) {
 
 #[test]
 fn roi_align_matches_torchvision_reference() {
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let (features, plan, want) = setup(&device);
     let got = plan.apply(features);
     assert_eq!(got.dims(), [plan.rois, 3, 7, 7]);
@@ -58,7 +58,7 @@ fn roi_align_matches_torchvision_reference() {
 
 #[test]
 fn gradients_flow_to_the_features() {
-    let device = Device::default().autodiff();
+    let device = trainer::backend::test_device().autodiff();
     let (features, plan, _) = setup(&device);
     let features = features.require_grad();
     let loss = plan.apply(features.clone()).sum();

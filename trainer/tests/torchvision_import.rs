@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::Device;
 use safetensors::tensor::{Dtype, TensorView};
 use trainer::nn::resnet::{load_torchvision, Depth, ResNetConfig};
 
@@ -56,11 +55,10 @@ fn write_state_dict(
 }
 
 fn check(arch: &str, depth: Depth, prefix: &str, want_loaded: usize) {
-    let dir = std::env::temp_dir().join(format!("tv-import-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{arch}.safetensors"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{arch}.safetensors"));
     let values = write_state_dict(arch, prefix, &path);
-    let device = Device::default();
+    let device = trainer::backend::test_device();
     let (net, loaded) = load_torchvision(ResNetConfig::new(depth).init(&device), &path).unwrap();
     assert_eq!(loaded, want_loaded);
     let first = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
@@ -84,7 +82,6 @@ fn check(arch: &str, depth: Depth, prefix: &str, want_loaded: usize) {
         first(ds.bn.gamma.val()),
         values["layer2.0.downsample.1.weight"][0]
     );
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -101,12 +98,11 @@ fn moco_prefixed_resnet50_loads_every_tensor() {
 
 #[test]
 fn a_resnet18_file_does_not_fit_a_resnet50() {
-    let dir = std::env::temp_dir().join(format!("tv-import-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("r18.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r18.safetensors");
     write_state_dict("resnet18", "", &path);
     let err = load_torchvision(
-        ResNetConfig::new(Depth::R50).init(&Device::default()),
+        ResNetConfig::new(Depth::R50).init(&trainer::backend::test_device()),
         &path,
     )
     .expect_err("R18 weights must not load into R50")
@@ -115,5 +111,4 @@ fn a_resnet18_file_does_not_fit_a_resnet50() {
         err.contains("does not fit this ResNet") && err.len() < 500,
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -280,7 +280,7 @@ mod level_tests {
     /// what pooling them on their own level only gives.
     #[test]
     fn assigned_level_rows_equal_all_level_rows_in_inference() {
-        let device = Device::default();
+        let device = crate::backend::test_device();
         let cfg = SocoConfig {
             fpn_channels: 16,
             head_fc: 32,
