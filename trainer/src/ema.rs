@@ -29,20 +29,32 @@ impl ModuleMapper for Blend {
         let m = self.momentum;
         param.map(|t| {
             let shape = t.shape();
-            (t.detach().mul_scalar(m) + online.reshape(shape).mul_scalar(1.0 - m)).detach()
+            let online = online.reshape(shape);
+            // θ_k + (1 − m)(θ_q − θ_k) written as θ_q + m(θ_k − θ_q): every op's left operand is
+            // θ_k's own, unshared buffer, so libtorch updates it in place (three passes, no
+            // allocation; m·θ_k + (1 − m)·θ_q allocated two parameter-sized temporaries).
+            t.detach()
+                .sub(online.clone())
+                .mul_scalar(m)
+                .add(online)
+                .detach()
         })
     }
 }
 
-/// Moves `target` towards `online` with momentum `m` (both of the same structure).
-pub fn update<M: Module>(target: M, online: &M, momentum: f64) -> M {
+/// Moves `target` towards `online` with momentum `m` (both of the same structure), in place where
+/// the backend allows it.
+pub fn update<M: Module>(target: &mut M, online: &M, momentum: f64) {
     let mut collect = Collect(Vec::new());
     online.visit(&mut collect);
     let mut blend = Blend {
         online: collect.0.into_iter(),
         momentum,
     };
-    target.map(&mut blend).no_grad()
+    // Take the target out by value, leaving a handle copy of `online` (no tensor copied) for the
+    // moment: the target's buffers must have no other owner to be updated in place.
+    let owned = std::mem::replace(target, online.clone());
+    *target = owned.map(&mut blend).no_grad();
 }
 
 /// A detached, independent copy of `online` to start a target from: `fresh` (a newly built

@@ -44,6 +44,10 @@ struct Cli {
     /// flex (CPU), tch (libtorch CPU; needs the `tch` feature) or cuda (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// mocov2: also time the parts of a step on their own (an extra EMA update after each step,
+    /// the SGD step) and print their medians. CPU backends only: their ops are synchronous.
+    #[arg(long)]
+    phases: bool,
 }
 
 fn device(name: &str) -> anyhow::Result<Device> {
@@ -251,17 +255,48 @@ fn main() -> anyhow::Result<()> {
     let shape = [cli.batch, 3, cli.res, cli.res];
     let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let x1 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    time_steps(&cli, |step| {
+    let (mut ema_ms, mut optim_ms) = (Vec::new(), Vec::new());
+    let mut times = Vec::new();
+    let mut last = 0.0;
+    for step in 0..cli.warmup + cli.steps {
+        let t = Instant::now();
         let (loss, _) = moco.loss(&query, x0.clone(), x1.clone(), step as u64);
         let grads = GradientsParams::from_grads(loss.backward(), &query);
-        query = optim.step(0.03, query.clone(), grads);
+        let t_optim = Instant::now();
+        query = optim.step(0.03, query, grads);
+        let optim_done = t_optim.elapsed();
         // The queue's first key as well: the key forward must have run.
-        moco.queue
+        last = moco
+            .queue
             .keys
             .clone()
             .slice([0..1, 0..1])
             .into_scalar::<f32>() as f64
-            + loss.into_scalar::<f32>() as f64
-    });
+            + loss.into_scalar::<f32>() as f64;
+        let elapsed = t.elapsed();
+        if cli.phases {
+            let t_ema = Instant::now();
+            trainer::ema::update(&mut moco.key, &query, 0.999);
+            if step >= cli.warmup {
+                ema_ms.push(t_ema.elapsed().as_secs_f64() * 1e3);
+                optim_ms.push(optim_done.as_secs_f64() * 1e3);
+            }
+        }
+        if step >= cli.warmup {
+            times.push(elapsed.as_secs_f64() * 1e3);
+        }
+    }
+    if cli.phases {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        eprintln!(
+            "phases_ms: ema {:.1} (measured as an extra update), sgd step {:.1}",
+            median(ema_ms),
+            median(optim_ms)
+        );
+    }
+    report(&cli, times, last);
     Ok(())
 }

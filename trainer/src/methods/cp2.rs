@@ -166,7 +166,7 @@ impl Cp2 {
         batch: &StepBatch,
         seed: u64,
     ) -> (Tensor<1>, LossTerms) {
-        self.key = ema::update(self.key.clone(), query, self.cfg.momentum as f64);
+        ema::update(&mut self.key, query, self.cfg.momentum as f64);
         let n = batch.views[0].dims()[0];
         let device = batch.views[0].device();
         let (mq, mk) = (

@@ -107,7 +107,7 @@ impl DenseCl {
         step_seed: u64,
     ) -> (Tensor<1>, LossTerms) {
         let m = &self.cfg.moco;
-        self.key = ema::update(self.key.clone(), query, m.momentum as f64);
+        ema::update(&mut self.key, query, m.momentum as f64);
         let q = query.forward(x_q);
         let (d, c, s2) = (
             q.global.dims()[1],

@@ -103,8 +103,7 @@ impl MocoV2 {
         x_k: Tensor<4>,
         step_seed: u64,
     ) -> (Tensor<1>, LossTerms) {
-        // Cloning a module clones handles to its tensors, not the tensors.
-        self.key = ema::update(self.key.clone(), query, self.cfg.momentum as f64);
+        ema::update(&mut self.key, query, self.cfg.momentum as f64);
         let q = l2_normalize(query.forward(x_q), 1);
         let k = shuffled_sub_batches(x_k, self.cfg.key_bn, step_seed, |x| self.key.forward(x));
         let k = l2_normalize(k, 1).detach();

@@ -196,7 +196,7 @@ impl Soco {
     ) -> (Tensor<1>, LossTerms) {
         let tau = target_momentum(self.cfg.momentum_base as f64, step, total);
         self.last_momentum = tau;
-        self.target = ema::update(self.target.clone(), &online.net, tau);
+        ema::update(&mut self.target, &online.net, tau);
         let k = self.cfg.boxes_per_view;
         let n = batch.views[0].dims()[0];
         let num_sets = if self.cfg.star { 5 } else { 4 };
