@@ -43,8 +43,9 @@ fi
 # torch 2.9.0 (what tch 0.22 expects), so take its wheel without dependencies plus the two small
 # NVIDIA runtime wheels libtorch_cpu.so links against, and make a LIBTORCH dir holding only the CPU
 # libraries (≈ 0.9 GB download, 0.6 GB on disk once the CUDA libraries are deleted, instead of the
-# 7 GB CUDA install; measured in shared/notes/trainer-backends.md). torch-sys always links -ltorch: an empty stub library stands
-# in for it. `source scripts/env-libtorch.sh` then sets LIBTORCH and LD_LIBRARY_PATH.
+# 7 GB CUDA install; measured in shared/notes/trainer-backends.md). torch-sys always links
+# -ltorch: an empty stub library stands in for it. `source scripts/env-libtorch.sh` then sets
+# LIBTORCH and LD_LIBRARY_PATH.
 if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
     LT=.libtorch
     if [ ! -f "$LT/libtorch-cpu/lib/libtorch.so" ] || [ ! -f "$LT/site/torch/lib/libtorch_cpu.so" ]; then
