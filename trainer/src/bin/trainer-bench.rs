@@ -193,7 +193,7 @@ fn bench_soco(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
     time_steps(cli, |step| {
         let (loss, _) = state.loss(&online, &batch, step, 1000);
         let grads = GradientsParams::from_grads(loss.backward(), &online);
-        online = optim.step(0.1, online.clone(), grads);
+        replace_with::replace_with_or_abort(&mut online, |m| optim.step(0.1, m, grads));
         loss.into_scalar::<f32>() as f64
     });
     Ok(())
@@ -216,7 +216,7 @@ fn bench_cp2(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
     time_steps(cli, |step| {
         let (loss, _) = state.loss(&query, &batch, step as u64);
         let grads = GradientsParams::from_grads(loss.backward(), &query);
-        query = optim.step(0.015, query.clone(), grads);
+        replace_with::replace_with_or_abort(&mut query, |m| optim.step(0.015, m, grads));
         loss.into_scalar::<f32>() as f64
     });
     Ok(())
