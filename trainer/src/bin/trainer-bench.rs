@@ -255,48 +255,42 @@ fn main() -> anyhow::Result<()> {
     let shape = [cli.batch, 3, cli.res, cli.res];
     let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
     let x1 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    let (mut ema_ms, mut optim_ms) = (Vec::new(), Vec::new());
-    let mut times = Vec::new();
-    let mut last = 0.0;
-    for step in 0..cli.warmup + cli.steps {
-        let t = Instant::now();
+    // Optimiser time is taken inside the timed step; the EMA, with --phases, as extra updates
+    // after the timed steps (so they do not count in the step time).
+    let mut optim_ms = Vec::new();
+    time_steps(&cli, |step| {
         let (loss, _) = moco.loss(&query, x0.clone(), x1.clone(), step as u64);
         let grads = GradientsParams::from_grads(loss.backward(), &query);
         let t_optim = Instant::now();
-        query = optim.step(0.03, query, grads);
-        let optim_done = t_optim.elapsed();
+        replace_with::replace_with_or_abort(&mut query, |m| optim.step(0.03, m, grads));
+        if step >= cli.warmup {
+            optim_ms.push(t_optim.elapsed().as_secs_f64() * 1e3);
+        }
         // The queue's first key as well: the key forward must have run.
-        last = moco
-            .queue
+        moco.queue
             .keys
             .clone()
             .slice([0..1, 0..1])
             .into_scalar::<f32>() as f64
-            + loss.into_scalar::<f32>() as f64;
-        let elapsed = t.elapsed();
-        if cli.phases {
-            let t_ema = Instant::now();
-            trainer::ema::update(&mut moco.key, &query, 0.999);
-            if step >= cli.warmup {
-                ema_ms.push(t_ema.elapsed().as_secs_f64() * 1e3);
-                optim_ms.push(optim_done.as_secs_f64() * 1e3);
-            }
-        }
-        if step >= cli.warmup {
-            times.push(elapsed.as_secs_f64() * 1e3);
-        }
-    }
+            + loss.into_scalar::<f32>() as f64
+    });
     if cli.phases {
+        let ema_ms: Vec<f64> = (0..cli.steps)
+            .map(|_| {
+                let t = Instant::now();
+                trainer::ema::update(&mut moco.key, &query, 0.999);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
         let median = |mut v: Vec<f64>| {
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
             v[v.len() / 2]
         };
         eprintln!(
-            "phases_ms: ema {:.1} (measured as an extra update), sgd step {:.1}",
+            "phases_ms: ema {:.1} (measured as extra updates), sgd step {:.1}",
             median(ema_ms),
             median(optim_ms)
         );
     }
-    report(&cli, times, last);
     Ok(())
 }
