@@ -8,7 +8,11 @@ fn main() {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
     let params = selective_search::Params::default();
-    for _ in 0..2 {
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    for _ in 0..reps {
         let t = Instant::now();
         let labels = selective_search::felzenszwalb::segment(&rgb, w, h, &params);
         let seg = t.elapsed().as_secs_f64() * 1e3;

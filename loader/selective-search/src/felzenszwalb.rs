@@ -40,12 +40,19 @@ impl Forest {
     }
 }
 
-/// A graph edge: the cost's bit pattern (non-negative doubles order like their bits) and its ends.
+/// A graph edge: its cost and its ends.
 #[derive(Clone, Copy, Default)]
 struct Edge {
-    key: u64,
+    cost: f64,
     a: u32,
     b: u32,
+}
+
+impl Edge {
+    /// Non-negative doubles order like their bit patterns.
+    fn key(&self) -> u64 {
+        self.cost.to_bits()
+    }
 }
 
 /// Sorts the edges by cost, stably (equal costs keep their order), as a stable sort on the whole
@@ -53,19 +60,22 @@ struct Edge {
 /// digits: 2048 buckets keep the scattered writes inside the cache, where 65,536 buckets on all 64
 /// bits thrashed it; all three histograms in one read), then each run of equal upper bits —
 /// costs within ~1e-6 of each other, short runs — put in full-key order by a stable sort.
-fn sort_edges(edges: Vec<Edge>) -> Vec<Edge> {
+/// Sorts `edges` in place; `scratch` is the radix sort's second buffer (reused between images).
+fn sort_edges(edges: &mut Vec<Edge>, scratch: &mut Vec<Edge>) {
     const DIGITS: [(u32, usize); 3] = [(0, 11), (11, 11), (22, 10)];
     let n = edges.len();
-    let upper = |e: &Edge| (e.key >> 32) as u32;
-    let mut counts = vec![[0usize; 1 << 11]; DIGITS.len()];
-    for e in &edges {
+    let upper = |e: &Edge| (e.key() >> 32) as u32;
+    let mut counts = [[0usize; 1 << 11]; DIGITS.len()];
+    for e in edges.iter() {
         let k = upper(e);
         for (c, &(shift, bits)) in counts.iter_mut().zip(&DIGITS) {
             c[((k >> shift) & ((1 << bits) - 1)) as usize] += 1;
         }
     }
-    let mut src = edges;
-    let mut dst = vec![Edge::default(); n];
+    scratch.clear();
+    scratch.resize(n, Edge::default());
+    let (mut src, mut dst) = (edges, scratch);
+    let mut in_scratch = false;
     for (c, &(shift, bits)) in counts.iter_mut().zip(&DIGITS) {
         if c.contains(&n) {
             continue; // one digit value everywhere: this pass would not move anything
@@ -77,104 +87,160 @@ fn sort_edges(edges: Vec<Edge>) -> Vec<Edge> {
             sum += k;
         }
         let mask = (1u32 << bits) - 1;
-        for e in &src {
+        for e in src.iter() {
             let d = ((upper(e) >> shift) & mask) as usize;
             dst[c[d]] = *e;
             c[d] += 1;
         }
         std::mem::swap(&mut src, &mut dst);
+        in_scratch = !in_scratch;
     }
     let mut start = 0;
     while start < n {
         let hi = upper(&src[start]);
         let end = start + src[start..].iter().take_while(|e| upper(e) == hi).count();
         if end - start > 1 {
-            src[start..end].sort_by_key(|e| e.key);
+            src[start..end].sort_by_key(|e| e.key());
         }
         start = end;
     }
-    src
+    // An odd number of passes left the result in the scratch buffer: swap the buffers.
+    if in_scratch {
+        std::mem::swap(src, dst);
+    }
+}
+
+/// Buffers one segmentation needs, kept per thread between images so a run over a dataset does
+/// not map and fault in ~20 bytes × 4 edges per pixel afresh for every image (on a 500×375 photo
+/// that was ~15 % of the time). Released after an image over [`KEEP_PIXELS`], so one huge photo
+/// does not pin hundreds of MB for the rest of a run.
+#[derive(Default)]
+struct Workspace {
+    planes: [Vec<f64>; 3],
+    tmp: Vec<f64>,
+    edges: Vec<Edge>,
+    sorted: Vec<Edge>,
+    parent: Vec<u32>,
+    size: Vec<u32>,
+    cint: Vec<f64>,
+    threshold: Vec<f64>,
+}
+
+/// Images up to this many pixels keep their workspace for the next image (≈ 110 MB at most).
+const KEEP_PIXELS: usize = 1 << 22;
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
 }
 
 /// Segment labels (row-major, `width × height`), 0-based and dense.
 pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<u32> {
     assert_eq!(rgb.len(), width * height * 3, "RGB buffer size");
+    WORKSPACE.with(|cell| {
+        let mut ws = cell.borrow_mut();
+        let labels = segment_in(&mut ws, rgb, width, height, params);
+        if width * height > KEEP_PIXELS {
+            *ws = Workspace::default();
+        }
+        labels
+    })
+}
+
+/// Fills `edges` with every edge in skimage's order — right, down, down-right, up-right, each
+/// row-major — and its cost, the Euclidean distance of the smoothed colours. Row by row over
+/// contiguous slices, so the distances vectorise; each is still ((0 + d₀²) + d₁²) + d₂², √.
+fn build_edges(planes: &[Vec<f64>; 3], width: usize, height: usize, edges: &mut Vec<Edge>) {
+    edges.clear();
+    let w = width;
+    // (first row, last row + 1, first column) of pixel `a`, and b = a − back.
+    let groups: [(usize, usize, usize, isize); 4] = [
+        (0, height, 1, 1),
+        (1, height, 0, w as isize),
+        (1, height, 1, w as isize + 1),
+        (0, height.saturating_sub(1), 1, 1 - w as isize),
+    ];
+    for (y0, y1, x0, back) in groups {
+        for y in y0..y1 {
+            let a0 = y * w + x0;
+            let a1 = y * w + w;
+            if a0 >= a1 {
+                continue;
+            }
+            let b0 = (a0 as isize - back) as usize;
+            let b1 = b0 + (a1 - a0);
+            let start = edges.len();
+            edges.resize(start + (a1 - a0), Edge::default());
+            let out = &mut edges[start..];
+            let (pa, pb) = (&planes[0][a0..a1], &planes[0][b0..b1]);
+            for ((e, x), y) in out.iter_mut().zip(pa).zip(pb) {
+                let d = x - y;
+                e.cost = d * d;
+            }
+            for plane in &planes[1..] {
+                let (pa, pb) = (&plane[a0..a1], &plane[b0..b1]);
+                for ((e, x), y) in out.iter_mut().zip(pa).zip(pb) {
+                    let d = x - y;
+                    e.cost += d * d;
+                }
+            }
+            for (i, e) in out.iter_mut().enumerate() {
+                e.cost = e.cost.sqrt();
+                e.a = (a0 + i) as u32;
+                e.b = (b0 + i) as u32;
+            }
+        }
+    }
+}
+
+fn segment_in(
+    ws: &mut Workspace,
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    params: &Params,
+) -> Vec<u32> {
     let n = width * height;
     // Channels as [0, 1] floats, smoothed.
-    let mut planes: Vec<Vec<f64>> = (0..3)
-        .map(|c| {
-            rgb.iter()
-                .skip(c)
-                .step_by(3)
-                .map(|&v| v as f64 / 255.0)
-                .collect()
-        })
-        .collect();
-    let mut tmp = Vec::new();
-    for p in planes.iter_mut() {
-        gaussian::blur(p, width, height, params.sigma, &mut tmp);
+    for (c, plane) in ws.planes.iter_mut().enumerate() {
+        plane.clear();
+        plane.extend(rgb.iter().skip(c).step_by(3).map(|&v| v as f64 / 255.0));
+        gaussian::blur(plane, width, height, params.sigma, &mut ws.tmp);
     }
-    let dist = |a: usize, b: usize| -> f64 {
-        let mut s = 0.0;
-        for p in &planes {
-            let d = p[a] - p[b];
-            s += d * d;
-        }
-        s.sqrt()
-    };
-    // Edges in skimage's order (right, down, down-right, up-right, each row-major) as records of
-    // (cost bits, pixel a, pixel b), then sorted by cost, stably, so equal costs keep that order.
-    let mut edges: Vec<Edge> = Vec::with_capacity(4 * n);
-    let mut push = |a: usize, b: usize| {
-        edges.push(Edge {
-            key: dist(a, b).to_bits(),
-            a: a as u32,
-            b: b as u32,
-        })
-    };
-    for y in 0..height {
-        for x in 1..width {
-            push(y * width + x, y * width + x - 1);
-        }
-    }
-    for y in 1..height {
-        for x in 0..width {
-            push(y * width + x, (y - 1) * width + x);
-        }
-    }
-    for y in 1..height {
-        for x in 1..width {
-            push(y * width + x, (y - 1) * width + x - 1);
-        }
-    }
-    for y in 0..height.saturating_sub(1) {
-        for x in 1..width {
-            push(y * width + x, (y + 1) * width + x - 1);
-        }
-    }
-    let sorted = sort_edges(edges);
+    build_edges(&ws.planes, width, height, &mut ws.edges);
+    sort_edges(&mut ws.edges, &mut ws.sorted);
+    let sorted = &ws.edges;
 
     let k = params.scale / 255.0;
     let mut forest = Forest {
-        parent: (0..n as u32).collect(),
+        parent: std::mem::take(&mut ws.parent),
     };
-    let mut size = vec![1u32; n];
-    let mut cint = vec![0f64; n];
-    for e in &sorted {
-        let (a, b, c) = (e.a, e.b, f64::from_bits(e.key));
-        let (ra, rb) = (forest.find(a), forest.find(b));
+    forest.parent.clear();
+    forest.parent.extend(0..n as u32);
+    let size = &mut ws.size;
+    size.clear();
+    size.resize(n, 1);
+    let cint = &mut ws.cint;
+    cint.clear();
+    cint.resize(n, 0.0);
+    // Int(C) + k/|C| per root, recomputed only when a merge changes it: the same expression as
+    // evaluating it for every edge, so the same bits, without two divisions per edge.
+    let threshold = &mut ws.threshold;
+    threshold.clear();
+    threshold.resize(n, k / 1.0);
+    for e in sorted {
+        let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
             continue;
         }
-        let ta = cint[ra as usize] + k / size[ra as usize] as f64;
-        let tb = cint[rb as usize] + k / size[rb as usize] as f64;
-        if c < ta.min(tb) {
-            let r = forest.join(ra, rb);
-            size[r as usize] = size[ra as usize] + size[rb as usize];
-            cint[r as usize] = c;
+        let c = e.cost;
+        if c < threshold[ra as usize].min(threshold[rb as usize]) {
+            let r = forest.join(ra, rb) as usize;
+            size[r] = size[ra as usize] + size[rb as usize];
+            cint[r] = c;
+            threshold[r] = c + k / size[r] as f64;
         }
     }
-    for e in &sorted {
+    for e in sorted {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
             continue;
@@ -188,17 +254,18 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
     }
     // Dense labels in order of root index (np.unique's sorted order). A root is the smallest
     // index of its component, so walking indices upwards meets each root before its members.
-    let mut label_of_root = vec![u32::MAX; n];
     let mut labels = vec![0u32; n];
     let mut next = 0u32;
     for i in 0..n as u32 {
         let r = forest.find(i);
-        if r == i {
-            label_of_root[i as usize] = next;
+        labels[i as usize] = if r == i {
             next += 1;
-        }
-        labels[i as usize] = label_of_root[r as usize];
+            next - 1
+        } else {
+            labels[r as usize]
+        };
     }
+    ws.parent = forest.parent;
     labels
 }
 
@@ -261,19 +328,20 @@ mod tests {
                     _ => 1.0 + (r % 7) as f64 / 8.0,             // few distinct values
                 };
                 Edge {
-                    key: f64::to_bits(cost),
+                    cost,
                     a: i,
                     b: i + 1,
                 }
             })
             .collect();
         let mut want = edges.clone();
-        want.sort_by_key(|e| e.key);
-        let got = sort_edges(edges);
+        want.sort_by_key(|e| e.key());
+        let mut got = edges;
+        sort_edges(&mut got, &mut Vec::new());
         assert!(got
             .iter()
             .zip(&want)
-            .all(|(g, w)| (g.key, g.a) == (w.key, w.a)));
+            .all(|(g, w)| (g.key(), g.a) == (w.key(), w.a)));
         assert_eq!(got.len(), want.len());
     }
 

@@ -47,6 +47,8 @@ fn np_bin(x: f64, lo: f64, hi: f64, bins: usize) -> Option<usize> {
 }
 
 /// skimage rgb2hsv on 0–255 floats (values beyond [0, 1] are not rescaled, as in the package).
+/// The grouping uses its consequence (see `value_bins`); the tests check that against this.
+#[cfg(test)]
 fn hsv(r: f64, g: f64, b: f64) -> [f64; 3] {
     let v = r.max(g).max(b);
     let delta = v - r.min(g).min(b);
@@ -89,43 +91,81 @@ fn bilinear(img: &[f64], w: usize, h: usize, r: f64, c: f64) -> f64 {
 /// the centre; code 1: only neighbour 0 (to the right) is not. A pixel is settled as soon as one of
 /// neighbours 1..7 reaches the centre, so most never need all eight interpolations. Returns 0, 1,
 /// or 2 for "any other code".
-fn lbp_low_codes(img: &[f64], w: usize, h: usize) -> Vec<u8> {
-    let round5 = |x: f64| (x * 1e5).round() / 1e5;
-    let rp: Vec<f64> = (0..8)
-        .map(|p| round5(-(2.0 * std::f64::consts::PI * p as f64 / 8.0).sin()))
-        .collect();
-    let cp: Vec<f64> = (0..8)
-        .map(|p| round5((2.0 * std::f64::consts::PI * p as f64 / 8.0).cos()))
-        .collect();
-    let at = |r: i64, c: i64| -> f64 {
-        if r < 0 || c < 0 || r >= h as i64 || c >= w as i64 {
-            0.0
-        } else {
-            img[r as usize * w + c as usize]
-        }
-    };
-    // Axis neighbours sit on pixel centres (interpolation returns the pixel itself); check them
-    // before the diagonals, which need bilinear interpolation.
-    let order = [2usize, 4, 6, 1, 3, 5, 7];
+///
+/// `channel` is one 8-bit channel of the image (row-major). Inside the image the axis neighbours
+/// above, left and below are plain pixels, so the common case — one of them reaches the centre —
+/// is three byte comparisons; only the rest (local maxima along the axes, and the border, where
+/// skimage reads zeros) go through the interpolating code.
+fn lbp_low_codes(channel: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let img: Vec<f64> = channel.iter().map(|&v| v as f64).collect();
+    let offsets = LbpOffsets::new();
     let mut out = vec![2u8; w * h];
     for r in 0..h {
+        let interior_row = r > 0 && r + 1 < h;
         for c in 0..w {
-            let centre = img[r * w + c];
-            let reaches = |p: usize| -> bool {
-                let v = if p.is_multiple_of(2) {
-                    at(r as i64 + rp[p] as i64, c as i64 + cp[p] as i64)
-                } else {
-                    bilinear(img, w, h, r as f64 + rp[p], c as f64 + cp[p])
-                };
-                v - centre >= 0.0
-            };
-            if order.iter().any(|&p| reaches(p)) {
-                continue;
+            if interior_row && c > 0 && c + 1 < w {
+                let i = r * w + c;
+                let centre = channel[i];
+                if channel[i - w] >= centre || channel[i - 1] >= centre || channel[i + w] >= centre
+                {
+                    continue;
+                }
             }
-            out[r * w + c] = reaches(0) as u8;
+            out[r * w + c] = offsets.low_code_at(&img, w, h, r, c);
         }
     }
     out
+}
+
+/// skimage's sampling points for P = 8, R = 1: (row, column) offsets rounded to 5 decimals.
+struct LbpOffsets {
+    rp: [f64; 8],
+    cp: [f64; 8],
+}
+
+impl LbpOffsets {
+    fn new() -> LbpOffsets {
+        let round5 = |x: f64| (x * 1e5).round() / 1e5;
+        let angle = |p: usize| 2.0 * std::f64::consts::PI * p as f64 / 8.0;
+        LbpOffsets {
+            rp: std::array::from_fn(|p| round5(-angle(p).sin())),
+            cp: std::array::from_fn(|p| round5(angle(p).cos())),
+        }
+    }
+
+    /// The interpolating check of [`lbp_low_codes`] for one pixel, in skimage's arithmetic.
+    fn low_code_at(&self, img: &[f64], w: usize, h: usize, r: usize, c: usize) -> u8 {
+        let at = |r: i64, c: i64| -> f64 {
+            if r < 0 || c < 0 || r >= h as i64 || c >= w as i64 {
+                0.0
+            } else {
+                img[r as usize * w + c as usize]
+            }
+        };
+        let centre = img[r * w + c];
+        let reaches = |p: usize| -> bool {
+            let (dr, dc) = (self.rp[p], self.cp[p]);
+            let v = if p.is_multiple_of(2) {
+                at(r as i64 + dr as i64, c as i64 + dc as i64)
+            } else {
+                bilinear(img, w, h, r as f64 + dr, c as f64 + dc)
+            };
+            v - centre >= 0.0
+        };
+        // Axis neighbours sit on pixel centres (interpolation returns the pixel itself); check
+        // them before the diagonals, which need bilinear interpolation.
+        if [2usize, 4, 6, 1, 3, 5, 7].iter().any(|&p| reaches(p)) {
+            return 2;
+        }
+        reaches(0) as u8
+    }
+}
+
+/// numpy.histogram's 25-bin index over (0, 255) of every 8-bit value.
+fn value_bins() -> [u8; 256] {
+    std::array::from_fn(|v| {
+        np_bin(v as f64, 0.0, 255.0, COLOUR_BINS).expect("0..=255 is in range") as u8
+    })
 }
 
 fn similarity(a: &Region, b: &Region, imsize: f64) -> f64 {
@@ -181,13 +221,15 @@ pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec
             hist_t: vec![0.0; 3 * TEXTURE_BINS],
         })
         .collect();
-    let planes: Vec<Vec<f64>> = (0..3)
-        .map(|c| rgb.iter().skip(c).step_by(3).map(|&v| v as f64).collect())
+    let codes: Vec<Vec<u8>> = (0..3)
+        .map(|c| {
+            let channel: Vec<u8> = rgb.iter().skip(c).step_by(3).copied().collect();
+            lbp_low_codes(&channel, width, height)
+        })
         .collect();
-    let codes: Vec<Vec<u8>> = planes
-        .iter()
-        .map(|p| lbp_low_codes(p, width, height))
-        .collect();
+    // Colour: skimage's hue and saturation lie in [0, 1], always the first of 25 bins over
+    // (0, 255); the value (the largest channel) is the only one that varies.
+    let v_bin = value_bins();
     for y in 0..height {
         for x in 0..width {
             let i = y * width + x;
@@ -197,12 +239,10 @@ pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec
             r.max_x = r.max_x.max(x as i64);
             r.max_y = r.max_y.max(y as i64);
             r.size += 1.0;
-            let hsv = hsv(planes[0][i], planes[1][i], planes[2][i]);
-            for (c, v) in hsv.iter().enumerate() {
-                if let Some(b) = np_bin(*v, 0.0, 255.0, COLOUR_BINS) {
-                    r.hist_c[c * COLOUR_BINS + b] += 1.0;
-                }
-            }
+            let v = rgb[3 * i].max(rgb[3 * i + 1]).max(rgb[3 * i + 2]);
+            r.hist_c[0] += 1.0;
+            r.hist_c[COLOUR_BINS] += 1.0;
+            r.hist_c[2 * COLOUR_BINS + v_bin[v as usize] as usize] += 1.0;
             for (c, code) in codes.iter().enumerate() {
                 // Code 0 falls in the first bin, code 1 on the closed right edge: the last bin.
                 match code[i] {
@@ -280,6 +320,30 @@ pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The colour histogram's shortcut: for every 8-bit colour, the package's binning of skimage's
+    /// HSV puts hue and saturation in bin 0 and the value in `value_bins()[max]`.
+    #[test]
+    fn colour_bins_of_every_colour_are_value_bins() {
+        let v_bin = value_bins();
+        for r in 0..=255u8 {
+            for g in 0..=255u8 {
+                for b in (0..=255u8).step_by(if cfg!(debug_assertions) { 5 } else { 1 }) {
+                    let [h, s, v] = hsv(r as f64, g as f64, b as f64);
+                    let bin = |x| np_bin(x, 0.0, 255.0, COLOUR_BINS);
+                    assert_eq!(
+                        (bin(h), bin(s), bin(v)),
+                        (
+                            Some(0),
+                            Some(0),
+                            Some(v_bin[r.max(g).max(b) as usize] as usize)
+                        ),
+                        "({r}, {g}, {b})"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn numpy_binning_edges() {
