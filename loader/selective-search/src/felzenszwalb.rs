@@ -11,32 +11,47 @@
 use crate::gaussian;
 use crate::Params;
 
-/// A union-find forest where the smaller index becomes the root, as skimage's `join_trees`.
+/// One pixel of the union-find forest, with what the merge rule needs of its component when it
+/// is a root — side by side, so a root costs one cache line.
+#[derive(Clone, Copy)]
+struct Node {
+    parent: u32,
+    size: u32,
+    /// Int(C) + k/|C|: the largest edge merged so far plus the size term.
+    threshold: f64,
+}
+
+/// A union-find forest where the smaller index becomes the root, as skimage's `join_trees`. Roots
+/// do not depend on how paths are compressed, so path halving (one pass) gives skimage's labels.
 struct Forest {
-    parent: Vec<u32>,
+    nodes: Vec<Node>,
 }
 
 impl Forest {
-    fn find(&mut self, n: u32) -> u32 {
-        let mut root = n;
-        while self.parent[root as usize] < root {
-            root = self.parent[root as usize];
+    #[inline]
+    fn find(&mut self, mut x: u32) -> u32 {
+        loop {
+            let p = self.nodes[x as usize].parent;
+            if p == x {
+                return x;
+            }
+            let grandparent = self.nodes[p as usize].parent;
+            self.nodes[x as usize].parent = grandparent;
+            x = grandparent;
         }
-        // Path compression.
-        let mut i = n;
-        while self.parent[i as usize] < i {
-            let next = self.parent[i as usize];
-            self.parent[i as usize] = root;
-            i = next;
-        }
+    }
+
+    /// Joins the trees of roots `a` and `b`; returns the new root (its size updated).
+    #[inline]
+    fn join(&mut self, a: u32, b: u32) -> u32 {
+        let (root, other) = if a < b { (a, b) } else { (b, a) };
+        self.nodes[other as usize].parent = root;
+        self.nodes[root as usize].size += self.nodes[other as usize].size;
         root
     }
 
-    /// Joins the trees of roots `a` and `b`; returns the new root.
-    fn join(&mut self, a: u32, b: u32) -> u32 {
-        let (root, other) = if a < b { (a, b) } else { (b, a) };
-        self.parent[other as usize] = root;
-        root
+    fn size(&self, root: u32) -> usize {
+        self.nodes[root as usize].size as usize
     }
 }
 
@@ -120,10 +135,7 @@ struct Workspace {
     tmp: Vec<f64>,
     edges: Vec<Edge>,
     sorted: Vec<Edge>,
-    parent: Vec<u32>,
-    size: Vec<u32>,
-    cint: Vec<f64>,
-    threshold: Vec<f64>,
+    nodes: Vec<Node>,
 }
 
 /// Images up to this many pixels keep their workspace for the next image (≈ 110 MB at most).
@@ -212,44 +224,37 @@ fn segment_in(
 
     let k = params.scale / 255.0;
     let mut forest = Forest {
-        parent: std::mem::take(&mut ws.parent),
+        nodes: std::mem::take(&mut ws.nodes),
     };
-    forest.parent.clear();
-    forest.parent.extend(0..n as u32);
-    let size = &mut ws.size;
-    size.clear();
-    size.resize(n, 1);
-    let cint = &mut ws.cint;
-    cint.clear();
-    cint.resize(n, 0.0);
     // Int(C) + k/|C| per root, recomputed only when a merge changes it: the same expression as
-    // evaluating it for every edge, so the same bits, without two divisions per edge.
-    let threshold = &mut ws.threshold;
-    threshold.clear();
-    threshold.resize(n, k / 1.0);
+    // evaluating it for every edge (Int of a single pixel is 0), so the same bits, without two
+    // divisions per edge.
+    forest.nodes.clear();
+    forest.nodes.extend((0..n as u32).map(|i| Node {
+        parent: i,
+        size: 1,
+        threshold: 0.0 + k / 1.0,
+    }));
     for e in sorted {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
             continue;
         }
-        let c = e.cost;
-        if c < threshold[ra as usize].min(threshold[rb as usize]) {
-            let r = forest.join(ra, rb) as usize;
-            size[r] = size[ra as usize] + size[rb as usize];
-            cint[r] = c;
-            threshold[r] = c + k / size[r] as f64;
+        let nodes = &forest.nodes;
+        if e.cost
+            < nodes[ra as usize]
+                .threshold
+                .min(nodes[rb as usize].threshold)
+        {
+            let r = forest.join(ra, rb);
+            let root = &mut forest.nodes[r as usize];
+            root.threshold = e.cost + k / root.size as f64;
         }
     }
     for e in sorted {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
-        if ra == rb {
-            continue;
-        }
-        if (size[ra as usize] as usize) < params.min_size
-            || (size[rb as usize] as usize) < params.min_size
-        {
-            let r = forest.join(ra, rb);
-            size[r as usize] = size[ra as usize] + size[rb as usize];
+        if ra != rb && (forest.size(ra) < params.min_size || forest.size(rb) < params.min_size) {
+            forest.join(ra, rb);
         }
     }
     // Dense labels in order of root index (np.unique's sorted order). A root is the smallest
@@ -265,7 +270,7 @@ fn segment_in(
             labels[r as usize]
         };
     }
-    ws.parent = forest.parent;
+    ws.nodes = forest.nodes;
     labels
 }
 
