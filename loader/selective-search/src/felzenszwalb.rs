@@ -11,32 +11,33 @@
 use crate::gaussian;
 use crate::Params;
 
-/// One pixel of the union-find forest, with what the merge rule needs of its component when it
-/// is a root — side by side, so a root costs one cache line.
+/// What the merge rule needs of a component, kept at its root.
 #[derive(Clone, Copy)]
-struct Node {
-    parent: u32,
-    size: u32,
+struct Component {
     /// Int(C) + k/|C|: the largest edge merged so far plus the size term.
     threshold: f64,
+    size: u32,
 }
 
 /// A union-find forest where the smaller index becomes the root, as skimage's `join_trees`. Roots
 /// do not depend on how paths are compressed, so path halving (one pass) gives skimage's labels.
+/// The parents alone (4 bytes a pixel) are what the finds walk, so they stay in the cache; the
+/// component data is read only at the two roots.
 struct Forest {
-    nodes: Vec<Node>,
+    parent: Vec<u32>,
+    component: Vec<Component>,
 }
 
 impl Forest {
     #[inline]
     fn find(&mut self, mut x: u32) -> u32 {
         loop {
-            let p = self.nodes[x as usize].parent;
+            let p = self.parent[x as usize];
             if p == x {
                 return x;
             }
-            let grandparent = self.nodes[p as usize].parent;
-            self.nodes[x as usize].parent = grandparent;
+            let grandparent = self.parent[p as usize];
+            self.parent[x as usize] = grandparent;
             x = grandparent;
         }
     }
@@ -45,13 +46,13 @@ impl Forest {
     #[inline]
     fn join(&mut self, a: u32, b: u32) -> u32 {
         let (root, other) = if a < b { (a, b) } else { (b, a) };
-        self.nodes[other as usize].parent = root;
-        self.nodes[root as usize].size += self.nodes[other as usize].size;
+        self.parent[other as usize] = root;
+        self.component[root as usize].size += self.component[other as usize].size;
         root
     }
 
     fn size(&self, root: u32) -> usize {
-        self.nodes[root as usize].size as usize
+        self.component[root as usize].size as usize
     }
 }
 
@@ -135,7 +136,8 @@ struct Workspace {
     tmp: Vec<f64>,
     edges: Vec<Edge>,
     sorted: Vec<Edge>,
-    nodes: Vec<Node>,
+    parent: Vec<u32>,
+    component: Vec<Component>,
 }
 
 /// Images up to this many pixels keep their workspace for the next image (≈ 110 MB at most).
@@ -224,30 +226,35 @@ fn segment_in(
 
     let k = params.scale / 255.0;
     let mut forest = Forest {
-        nodes: std::mem::take(&mut ws.nodes),
+        parent: std::mem::take(&mut ws.parent),
+        component: std::mem::take(&mut ws.component),
     };
     // Int(C) + k/|C| per root, recomputed only when a merge changes it: the same expression as
     // evaluating it for every edge (Int of a single pixel is 0), so the same bits, without two
     // divisions per edge.
-    forest.nodes.clear();
-    forest.nodes.extend((0..n as u32).map(|i| Node {
-        parent: i,
-        size: 1,
-        threshold: 0.0 + k / 1.0,
-    }));
+    forest.parent.clear();
+    forest.parent.extend(0..n as u32);
+    forest.component.clear();
+    forest.component.resize(
+        n,
+        Component {
+            threshold: 0.0 + k / 1.0,
+            size: 1,
+        },
+    );
     for e in sorted {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
             continue;
         }
-        let nodes = &forest.nodes;
+        let nodes = &forest.component;
         if e.cost
             < nodes[ra as usize]
                 .threshold
                 .min(nodes[rb as usize].threshold)
         {
             let r = forest.join(ra, rb);
-            let root = &mut forest.nodes[r as usize];
+            let root = &mut forest.component[r as usize];
             root.threshold = e.cost + k / root.size as f64;
         }
     }
@@ -270,7 +277,8 @@ fn segment_in(
             labels[r as usize]
         };
     }
-    ws.nodes = forest.nodes;
+    ws.parent = forest.parent;
+    ws.component = forest.component;
     labels
 }
 
