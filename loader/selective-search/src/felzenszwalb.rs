@@ -88,7 +88,7 @@ fn sort_edges(edges: &mut Vec<Edge>, scratch: &mut Vec<Edge>) {
             c[((k >> shift) & ((1 << bits) - 1)) as usize] += 1;
         }
     }
-    scratch.clear();
+    // Every slot is overwritten before it is read: keep what the buffer holds, zero only growth.
     scratch.resize(n, Edge::default());
     let (mut src, mut dst) = (edges, scratch);
     let mut in_scratch = false;
@@ -214,10 +214,11 @@ fn segment_in(
     params: &Params,
 ) -> Vec<u32> {
     let n = width * height;
-    // Channels as [0, 1] floats, smoothed.
+    // Channels as [0, 1] floats (v / 255 from a table: the same values, no division), smoothed.
+    let unit: [f64; 256] = std::array::from_fn(|v| v as f64 / 255.0);
     for (c, plane) in ws.planes.iter_mut().enumerate() {
         plane.clear();
-        plane.extend(rgb.iter().skip(c).step_by(3).map(|&v| v as f64 / 255.0));
+        plane.extend(rgb.chunks_exact(3).map(|p| unit[p[c] as usize]));
         gaussian::blur(plane, width, height, params.sigma, &mut ws.tmp);
     }
     build_edges(&ws.planes, width, height, &mut ws.edges);
