@@ -144,8 +144,13 @@ fn lbp_low_codes(channel: &[u8], w: usize, h: usize) -> Vec<u8> {
             slow[n] = w - 1;
             n += 1;
         }
+        let interior_row = r > 0 && r + 1 < h && w >= 3;
         for &c in &slow[..n] {
-            out[r * w + c] = offsets.low_code_at(channel, w, h, r, c);
+            out[r * w + c] = if interior_row && c > 0 && c + 1 < w {
+                offsets.interior_low_code_at(channel, w, r, c)
+            } else {
+                offsets.low_code_at(channel, w, h, r, c)
+            };
         }
     }
     out
@@ -165,6 +170,25 @@ impl LbpOffsets {
             rp: std::array::from_fn(|p| round5(-angle(p).sin())),
             cp: std::array::from_fn(|p| round5(angle(p).cos())),
         }
+    }
+
+    /// [`Self::low_code_at`] for a pixel inside the image whose axis neighbours above, left and
+    /// below are known to be below it: the four diagonals, each interpolated from four pixels that
+    /// all exist (so no bounds tests), in the same arithmetic, then the right neighbour.
+    fn interior_low_code_at(&self, img: &[u8], w: usize, r: usize, c: usize) -> u8 {
+        let centre = img[r * w + c] as f64;
+        let px = |rr: f64, cc: f64| img[rr as usize * w + cc as usize] as f64;
+        for p in [1usize, 3, 5, 7] {
+            let (rr, cc) = (r as f64 + self.rp[p], c as f64 + self.cp[p]);
+            let (minr, minc, maxr, maxc) = (floor(rr), floor(cc), ceil(rr), ceil(cc));
+            let (dr, dc) = (rr - minr, cc - minc);
+            let top = (1.0 - dc) * px(minr, minc) + dc * px(minr, maxc);
+            let bottom = (1.0 - dc) * px(maxr, minc) + dc * px(maxr, maxc);
+            if (1.0 - dr) * top + dr * bottom - centre >= 0.0 {
+                return 2;
+            }
+        }
+        (img[r * w + c + 1] as f64 - centre >= 0.0) as u8
     }
 
     /// The interpolating check of [`lbp_low_codes`] for one pixel, in skimage's arithmetic.
