@@ -19,8 +19,10 @@ struct Component {
     size: u32,
 }
 
-/// A union-find forest where the smaller index becomes the root, as skimage's `join_trees`. Roots
-/// do not depend on how paths are compressed, so path halving (one pass) gives skimage's labels.
+/// A union-find forest, union by size with path halving (shallow trees, one pass per find).
+/// skimage's `join_trees` makes the smaller index the root instead; that changes which pixel
+/// stands for a component, never which pixels form it, and the labels below are numbered by each
+/// component's smallest pixel — the order skimage's roots give — so the labels are skimage's.
 /// The parents alone (4 bytes a pixel) are what the finds walk, so they stay in the cache; the
 /// component data is read only at the two roots.
 struct Forest {
@@ -45,7 +47,11 @@ impl Forest {
     /// Joins the trees of roots `a` and `b`; returns the new root (its size updated).
     #[inline]
     fn join(&mut self, a: u32, b: u32) -> u32 {
-        let (root, other) = if a < b { (a, b) } else { (b, a) };
+        let (root, other) = if self.component[a as usize].size >= self.component[b as usize].size {
+            (a, b)
+        } else {
+            (b, a)
+        };
         self.parent[other as usize] = root;
         self.component[root as usize].size += self.component[other as usize].size;
         root
@@ -265,18 +271,18 @@ fn segment_in(
             forest.join(ra, rb);
         }
     }
-    // Dense labels in order of root index (np.unique's sorted order). A root is the smallest
-    // index of its component, so walking indices upwards meets each root before its members.
+    // Dense labels in order of each component's smallest pixel index (skimage's roots are those
+    // pixels, and np.unique sorts them): walking pixels upwards meets a component first there.
     let mut labels = vec![0u32; n];
+    let mut label_of_root = vec![u32::MAX; n];
     let mut next = 0u32;
     for i in 0..n as u32 {
-        let r = forest.find(i);
-        labels[i as usize] = if r == i {
+        let r = forest.find(i) as usize;
+        if label_of_root[r] == u32::MAX {
+            label_of_root[r] = next;
             next += 1;
-            next - 1
-        } else {
-            labels[r as usize]
-        };
+        }
+        labels[i as usize] = label_of_root[r];
     }
     ws.parent = forest.parent;
     ws.component = forest.component;
