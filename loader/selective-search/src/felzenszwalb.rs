@@ -133,8 +133,8 @@ fn sort_edges(edges: &mut Vec<Edge>, scratch: &mut Vec<Edge>) {
 }
 
 /// Buffers one segmentation needs, kept per thread between images so a run over a dataset does
-/// not map and fault in ~20 bytes × 4 edges per pixel afresh for every image (on a 500×375 photo
-/// that was ~15 % of the time). Released after an image over [`KEEP_PIXELS`], so one huge photo
+/// not map and fault in ≈ 180 bytes a pixel afresh for every image (two 16-byte records for each
+/// of 4 edges, the planes, the forest; on a 500×375 photo that was ~15 % of the time). Released after an image over [`KEEP_PIXELS`], so one huge photo
 /// does not pin hundreds of MB for the rest of a run.
 #[derive(Default)]
 struct Workspace {
@@ -146,8 +146,9 @@ struct Workspace {
     component: Vec<Component>,
 }
 
-/// Images up to this many pixels keep their workspace for the next image (≈ 110 MB at most).
-const KEEP_PIXELS: usize = 1 << 22;
+/// Images up to this many pixels (ImageNet's are mostly ≤ 500×500) keep their workspace for the
+/// next image: ≈ 95 MB per thread at most.
+const KEEP_PIXELS: usize = 1 << 19;
 
 thread_local! {
     static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
