@@ -366,6 +366,53 @@ mod tests {
         assert_eq!(got.len(), want.len());
     }
 
+    /// Blocky noise: many segments of many sizes.
+    fn blocks(w: usize, h: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let palette: Vec<[u8; 3]> = (0..64)
+            .map(|_| next().to_le_bytes()[..3].try_into().unwrap())
+            .collect();
+        let mut rgb = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in 0..w {
+                let c = palette[((y / 7) * 13 + (x / 5) * 7) % 64];
+                let jitter = (next() % 9) as u8;
+                for k in 0..3 {
+                    rgb[(y * w + x) * 3 + k] = c[k].saturating_add(jitter);
+                }
+            }
+        }
+        rgb
+    }
+
+    /// The per-thread workspace carries buffers from image to image (and is not zeroed): an
+    /// image segmented after a larger and a smaller one gets the labels a fresh thread gives it.
+    #[test]
+    fn reused_workspace_gives_a_fresh_threads_labels() {
+        let (w, h) = (61, 43);
+        let img = blocks(w, h, 7);
+        let fresh = {
+            let img = img.clone();
+            std::thread::spawn(move || segment(&img, w, h, &Params::default()))
+                .join()
+                .unwrap()
+        };
+        assert!(
+            *fresh.iter().max().unwrap() > 3,
+            "the fixture should have several segments"
+        );
+        segment(&blocks(90, 70, 3), 90, 70, &Params::default());
+        assert_eq!(segment(&img, w, h, &Params::default()), fresh);
+        segment(&blocks(20, 15, 5), 20, 15, &Params::default());
+        assert_eq!(segment(&img, w, h, &Params::default()), fresh);
+    }
+
     #[test]
     fn flat_image_is_one_segment() {
         let rgb = vec![128u8; 32 * 32 * 3];
