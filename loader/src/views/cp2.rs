@@ -136,14 +136,19 @@ impl Cp2 {
             let (view, rest) = out.split_at_mut(2);
             let view = &mut view[c];
             let mask = &mut rest[c];
+            // Row by row: rows outside the window take the whole background row; rows through
+            // it take the background left and right of it.
             for y in 0..size {
-                for x in 0..size {
-                    let inside = y >= win.y && y < win.y + win.h && x >= win.x && x < win.x + win.w;
-                    mask[y * size + x] = inside as u8;
-                    if !inside {
-                        let i = (y * size + x) * 3;
-                        view[i..i + 3].copy_from_slice(&bg[i..i + 3]);
-                    }
+                let (row, mask_row) = (y * size * 3, &mut mask[y * size..(y + 1) * size]);
+                if y < win.y || y >= win.y + win.h {
+                    view[row..row + size * 3].copy_from_slice(&bg[row..row + size * 3]);
+                    mask_row.fill(0);
+                } else {
+                    let (left, right) = (row + win.x * 3, row + (win.x + win.w) * 3);
+                    view[row..left].copy_from_slice(&bg[row..left]);
+                    view[right..row + size * 3].copy_from_slice(&bg[right..row + size * 3]);
+                    mask_row.fill(0);
+                    mask_row[win.x..win.x + win.w].fill(1);
                 }
             }
             let g = size / stride;
