@@ -112,16 +112,17 @@ fn bilinear(img: &[u8], w: usize, h: usize, r: f64, c: f64) -> f64 {
 /// Which pixels have skimage `local_binary_pattern(channel, 8, 1.0)` code 0 or 1 — the only codes
 /// the package's texture histogram counts (its range is (0, 1)). Code 0: every neighbour is below
 /// the centre; code 1: only neighbour 0 (to the right) is not. A pixel is settled as soon as one of
-/// neighbours 1..7 reaches the centre, so most never need all eight interpolations. Returns 0, 1,
-/// or 2 for "any other code".
+/// neighbours 1..7 reaches the centre, so most never need all eight interpolations. Returns the
+/// pixels (row-major index) with code 0 or 1 and their code, in pixel order — a few percent of the
+/// image.
 ///
 /// `channel` is one 8-bit channel of the image (row-major). Inside the image the axis neighbours
 /// above, left and below are plain pixels, so the common case — one of them reaches the centre —
 /// is three byte comparisons; only the rest (local maxima along the axes, and the border, where
 /// skimage reads zeros) go through the interpolating code.
-fn lbp_low_codes(channel: &[u8], w: usize, h: usize) -> Vec<u8> {
+fn lbp_low_codes(channel: &[u8], w: usize, h: usize) -> Vec<(u32, u8)> {
     let offsets = LbpOffsets::new();
-    let mut out = vec![2u8; w * h];
+    let mut out = Vec::new();
     // Per row, the columns that need the interpolating check, gathered without a branch per
     // pixel (a write at every column, the end advanced by the flag): ~7 % of pixels on photos.
     let mut slow = vec![0usize; w];
@@ -146,11 +147,14 @@ fn lbp_low_codes(channel: &[u8], w: usize, h: usize) -> Vec<u8> {
         }
         let interior_row = r > 0 && r + 1 < h && w >= 3;
         for &c in &slow[..n] {
-            out[r * w + c] = if interior_row && c > 0 && c + 1 < w {
+            let code = if interior_row && c > 0 && c + 1 < w {
                 offsets.interior_low_code_at(channel, w, r, c)
             } else {
                 offsets.low_code_at(channel, w, h, r, c)
             };
+            if code < 2 {
+                out.push(((r * w + c) as u32, code));
+            }
         }
     }
     out
@@ -279,42 +283,62 @@ pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec
             hist_t: vec![0.0; 3 * TEXTURE_BINS],
         })
         .collect();
-    let codes: Vec<Vec<u8>> = (0..3)
-        .map(|c| {
-            let channel: Vec<u8> = rgb.iter().skip(c).step_by(3).copied().collect();
-            lbp_low_codes(&channel, width, height)
-        })
-        .collect();
-    // Colour: skimage's hue and saturation lie in [0, 1], always the first of 25 bins over
-    // (0, 255); the value (the largest channel) is the only one that varies.
-    let v_bin = value_bins();
-    for y in 0..height {
-        for x in 0..width {
-            let i = y * width + x;
-            let r = &mut regions[labels[i] as usize];
-            r.min_x = r.min_x.min(x as i64);
-            r.min_y = r.min_y.min(y as i64);
-            r.max_x = r.max_x.max(x as i64);
-            r.max_y = r.max_y.max(y as i64);
-            r.size += 1.0;
-            let v = rgb[3 * i].max(rgb[3 * i + 1]).max(rgb[3 * i + 2]);
-            r.hist_c[0] += 1.0;
-            r.hist_c[COLOUR_BINS] += 1.0;
-            r.hist_c[2 * COLOUR_BINS + v_bin[v as usize] as usize] += 1.0;
-            for (c, code) in codes.iter().enumerate() {
-                // Code 0 falls in the first bin, code 1 on the closed right edge: the last bin.
-                match code[i] {
-                    0 => r.hist_t[c * TEXTURE_BINS] += 1.0,
-                    1 => r.hist_t[c * TEXTURE_BINS + TEXTURE_BINS - 1] += 1.0,
-                    _ => {}
-                }
+    // Counts first (exact integers; the package's float histograms add 1.0 per pixel, which is
+    // the same number), then the histograms as count / size.
+    let mut value_counts = vec![0u32; n_labels * COLOUR_BINS];
+    let mut texture_counts = vec![0u32; n_labels * 3 * TEXTURE_BINS];
+    let mut sizes = vec![0u32; n_labels];
+    // Boxes and sizes per run of equal labels along a row, not per pixel.
+    for (y, row) in labels.chunks_exact(width.max(1)).enumerate() {
+        let mut x = 0;
+        while x < width {
+            let l = row[x];
+            let start = x;
+            while x < width && row[x] == l {
+                x += 1;
             }
+            let r = &mut regions[l as usize];
+            r.min_x = r.min_x.min(start as i64);
+            r.max_x = r.max_x.max(x as i64 - 1);
+            r.min_y = r.min_y.min(y as i64);
+            r.max_y = r.max_y.max(y as i64);
+            sizes[l as usize] += (x - start) as u32;
         }
     }
-    for r in regions.iter_mut() {
-        let n = r.size;
-        r.hist_c.iter_mut().for_each(|v| *v /= n);
-        r.hist_t.iter_mut().for_each(|v| *v /= n);
+    // Colour: skimage's hue and saturation lie in [0, 1], always the first of 25 bins over
+    // (0, 255), so those two bins hold every pixel; the value (the largest channel) is the only
+    // one that varies.
+    let v_bin = value_bins();
+    for (p, &l) in rgb.chunks_exact(3).zip(labels) {
+        let v = p[0].max(p[1]).max(p[2]);
+        value_counts[l as usize * COLOUR_BINS + v_bin[v as usize] as usize] += 1;
+    }
+    // Texture: code 0 falls in the first bin, code 1 on the closed right edge: the last bin.
+    for c in 0..3 {
+        let channel: Vec<u8> = rgb.chunks_exact(3).map(|p| p[c]).collect();
+        for (i, code) in lbp_low_codes(&channel, width, height) {
+            let bin = if code == 0 { 0 } else { TEXTURE_BINS - 1 };
+            texture_counts[(labels[i as usize] as usize * 3 + c) * TEXTURE_BINS + bin] += 1;
+        }
+    }
+    for (l, r) in regions.iter_mut().enumerate() {
+        let n = sizes[l] as f64;
+        r.size = n;
+        r.hist_c[0] = n / n;
+        r.hist_c[COLOUR_BINS] = n / n;
+        for (h, &k) in r.hist_c[2 * COLOUR_BINS..]
+            .iter_mut()
+            .zip(&value_counts[l * COLOUR_BINS..(l + 1) * COLOUR_BINS])
+        {
+            *h = k as f64 / n;
+        }
+        for (h, &k) in r
+            .hist_t
+            .iter_mut()
+            .zip(&texture_counts[l * 3 * TEXTURE_BINS..(l + 1) * 3 * TEXTURE_BINS])
+        {
+            *h = k as f64 / n;
+        }
     }
     let imsize = (width * height) as f64;
 
