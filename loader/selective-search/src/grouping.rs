@@ -324,8 +324,9 @@ pub fn hierarchy(rgb: &[u8], width: usize, height: usize, labels: &[u32]) -> Vec
     for (l, r) in regions.iter_mut().enumerate() {
         let n = sizes[l] as f64;
         r.size = n;
-        r.hist_c[0] = n / n;
-        r.hist_c[COLOUR_BINS] = n / n;
+        // Every pixel in the first hue and the first saturation bin: size / size.
+        r.hist_c[0] = 1.0;
+        r.hist_c[COLOUR_BINS] = 1.0;
         for (h, &k) in r.hist_c[2 * COLOUR_BINS..]
             .iter_mut()
             .zip(&value_counts[l * COLOUR_BINS..(l + 1) * COLOUR_BINS])
