@@ -141,7 +141,7 @@ struct Workspace {
     planes: [Vec<f64>; 3],
     tmp: Vec<f64>,
     edges: Vec<Edge>,
-    sorted: Vec<Edge>,
+    scratch: Vec<Edge>,
     parent: Vec<u32>,
     component: Vec<Component>,
 }
@@ -229,7 +229,7 @@ fn segment_in(
         gaussian::blur(plane, width, height, params.sigma, &mut ws.tmp);
     }
     build_edges(&ws.planes, width, height, &mut ws.edges);
-    sort_edges(&mut ws.edges, &mut ws.sorted);
+    sort_edges(&mut ws.edges, &mut ws.scratch);
     let sorted = &ws.edges;
 
     let k = params.scale / 255.0;

@@ -93,6 +93,16 @@ fn ceil(x: f64) -> f64 {
     }
 }
 
+/// skimage's bilinear interpolation at (r, c), reading pixels through `px(row, column)`.
+#[inline]
+fn bilinear_by(px: impl Fn(f64, f64) -> f64, r: f64, c: f64) -> f64 {
+    let (minr, minc, maxr, maxc) = (floor(r), floor(c), ceil(r), ceil(c));
+    let (dr, dc) = (r - minr, c - minc);
+    let top = (1.0 - dc) * px(minr, minc) + dc * px(minr, maxc);
+    let bottom = (1.0 - dc) * px(maxr, minc) + dc * px(maxr, maxc);
+    (1.0 - dr) * top + dr * bottom
+}
+
 /// skimage's bilinear interpolation with constant 0 outside the image.
 fn bilinear(img: &[u8], w: usize, h: usize, r: f64, c: f64) -> f64 {
     let px = |rr: f64, cc: f64| -> f64 {
@@ -102,11 +112,7 @@ fn bilinear(img: &[u8], w: usize, h: usize, r: f64, c: f64) -> f64 {
             img[rr as usize * w + cc as usize] as f64
         }
     };
-    let (minr, minc, maxr, maxc) = (floor(r), floor(c), ceil(r), ceil(c));
-    let (dr, dc) = (r - minr, c - minc);
-    let top = (1.0 - dc) * px(minr, minc) + dc * px(minr, maxc);
-    let bottom = (1.0 - dc) * px(maxr, minc) + dc * px(maxr, maxc);
-    (1.0 - dr) * top + dr * bottom
+    bilinear_by(px, r, c)
 }
 
 /// Which pixels have skimage `local_binary_pattern(channel, 8, 1.0)` code 0 or 1 — the only codes
@@ -183,12 +189,8 @@ impl LbpOffsets {
         let centre = img[r * w + c] as f64;
         let px = |rr: f64, cc: f64| img[rr as usize * w + cc as usize] as f64;
         for p in [1usize, 3, 5, 7] {
-            let (rr, cc) = (r as f64 + self.rp[p], c as f64 + self.cp[p]);
-            let (minr, minc, maxr, maxc) = (floor(rr), floor(cc), ceil(rr), ceil(cc));
-            let (dr, dc) = (rr - minr, cc - minc);
-            let top = (1.0 - dc) * px(minr, minc) + dc * px(minr, maxc);
-            let bottom = (1.0 - dc) * px(maxr, minc) + dc * px(maxr, maxc);
-            if (1.0 - dr) * top + dr * bottom - centre >= 0.0 {
+            let v = bilinear_by(px, r as f64 + self.rp[p], c as f64 + self.cp[p]);
+            if v - centre >= 0.0 {
                 return 2;
             }
         }
