@@ -134,8 +134,9 @@ fn sort_edges(edges: &mut Vec<Edge>, scratch: &mut Vec<Edge>) {
 
 /// Buffers one segmentation needs, kept per thread between images so a run over a dataset does
 /// not map and fault in ≈ 180 bytes a pixel afresh for every image (two 16-byte records for each
-/// of 4 edges, the planes, the forest; on a 500×375 photo that was ~15 % of the time). Released after an image over [`KEEP_PIXELS`], so one huge photo
-/// does not pin hundreds of MB for the rest of a run.
+/// of 4 edges, the planes, the forest; on a 500×375 photo that was ~15 % of the time). Released
+/// after an image over [`KEEP_PIXELS`], so one huge photo does not pin hundreds of MB for the
+/// rest of a run.
 #[derive(Default)]
 struct Workspace {
     planes: [Vec<f64>; 3],
