@@ -102,6 +102,17 @@ fn composite_is_foreground_inside_and_background_outside() {
             }
             let w = d.windows[c];
             assert_eq!(inside, w.w * w.h);
+            // The mask is exactly the drawn window.
+            for y in 0..size {
+                for x in 0..size {
+                    let in_window = x >= w.x && x < w.x + w.w && y >= w.y && y < w.y + w.h;
+                    assert_eq!(
+                        mask[y * size + x],
+                        in_window as u8,
+                        "mask {c} at ({x}, {y})"
+                    );
+                }
+            }
             // The grid mask samples the cell centres.
             let g = size / 16;
             for (k, &cell) in bufs[4 + c].iter().enumerate() {
