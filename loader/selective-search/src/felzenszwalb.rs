@@ -145,6 +145,7 @@ struct Workspace {
     scratch: Vec<Edge>,
     parent: Vec<u32>,
     component: Vec<Component>,
+    label_of_root: Vec<u32>,
 }
 
 /// Images up to this many pixels (ImageNet's are mostly ≤ 500×500) keep their workspace for the
@@ -256,11 +257,11 @@ fn segment_in(
         if ra == rb {
             continue;
         }
-        let nodes = &forest.component;
+        let components = &forest.component;
         if e.cost
-            < nodes[ra as usize]
+            < components[ra as usize]
                 .threshold
-                .min(nodes[rb as usize].threshold)
+                .min(components[rb as usize].threshold)
         {
             let r = forest.join(ra, rb);
             let root = &mut forest.component[r as usize];
@@ -276,7 +277,9 @@ fn segment_in(
     // Dense labels in order of each component's smallest pixel index (skimage's roots are those
     // pixels, and np.unique sorts them): walking pixels upwards meets a component first there.
     let mut labels = vec![0u32; n];
-    let mut label_of_root = vec![u32::MAX; n];
+    let label_of_root = &mut ws.label_of_root;
+    label_of_root.clear();
+    label_of_root.resize(n, u32::MAX);
     let mut next = 0u32;
     for i in 0..n as u32 {
         let r = forest.find(i) as usize;
