@@ -6,6 +6,7 @@ backend does). The loader's tests compare our uint8 ops against these files.
 Regenerate (needs the project venv from scripts/setup.sh --python):
     .venv/bin/python tests/reference/make_op_fixtures.py ../shared/data/photos tests/reference/ops
 """
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,27 @@ def adjust_hue(img, hue_factor):
         np_h += np.array(hue_factor * 255).astype(np.uint8)
     h = Image.fromarray(np_h, "L")
     return Image.merge("HSV", (h, s, v)).convert("RGB")
+
+
+HUE_SHIFTS = [0, 1, 13, 77, 128, 250]
+
+
+def hue_all_colours(out: Path) -> None:
+    """SHA-256 of torchvision's PIL hue shift applied to all 2^24 colours (a 4096×4096 image whose
+    pixel i is the colour i, red the most significant byte), for several 8-bit shifts: the loader
+    must give the same bytes for every colour, not only for the colours of a few photos."""
+    i = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([(i >> 16) & 255, (i >> 8) & 255, i & 255], -1).astype(np.uint8)
+    img = Image.fromarray(rgb.reshape(4096, 4096, 3), "RGB")
+    h, s, v = img.convert("HSV").split()
+    hashes = {}
+    for shift in HUE_SHIFTS:
+        np_h = np.array(h, dtype=np.uint8)
+        with np.errstate(over="ignore"):
+            np_h += np.uint8(shift)
+        shifted = Image.merge("HSV", (Image.fromarray(np_h, "L"), s, v)).convert("RGB")
+        hashes[str(shift)] = hashlib.sha256(np.asarray(shifted).tobytes()).hexdigest()
+    (out / "hue_all_colours.json").write_text(json.dumps({"pillow": Image.__version__, "sha256_by_shift": hashes}, indent=1))
 
 
 def grayscale3(img):
@@ -88,6 +110,7 @@ def main(photos: Path, out: Path) -> None:
     cases.append({"op": "decode_file", "file": "cmyk.jpg", "out": "cmyk_rgb.png"})
     cases.append({"op": "decode_file", "file": "gray.jpg", "out": "gray_rgb.png"})
     (out / "cases.json").write_text(json.dumps(cases, indent=1))
+    hue_all_colours(out)
     print(f"wrote {len(cases)} cases to {out}")
 
 

@@ -84,7 +84,10 @@ pub fn adjust_saturation_scalar(data: &mut [u8], factor: f32) {
     }
 }
 
-/// Pillow's 8-bit RGB → HSV.
+/// Pillow's 8-bit RGB → HSV (`rgb2hsv_row` in libImaging/Convert.c), step for step: `f32` where
+/// the C code has `float` operands, `f64` where a `double` literal widens the expression, and the
+/// value stored back to a `float` variable rounded to `f32` — the mix is what makes it bit-exact
+/// (checked against Pillow for all 2^24 colours, see `tests/reference/make_op_fixtures.py`).
 #[inline]
 fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let maxc = r.max(g).max(b);
@@ -97,39 +100,40 @@ fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let rc = (maxc - r) as f32 / cr;
     let gc = (maxc - g) as f32 / cr;
     let bc = (maxc - b) as f32 / cr;
-    let h = if r == maxc {
+    let h: f32 = if r == maxc {
         bc - gc
     } else if g == maxc {
-        2.0 + rc - bc
+        (2.0 + rc as f64 - bc as f64) as f32
     } else {
-        4.0 + gc - rc
+        (4.0 + gc as f64 - rc as f64) as f32
     };
-    // Pillow: fmod(h / 6 + 1, 1) in double. h ∈ [−1, 5], so x ∈ [5/6, 11/6) and the remainder is
-    // x or x − 1, both exact: the same bits as fmod without its library call.
+    // fmod(h / 6 + 1, 1) in double: h ∈ [−1, 5], so x ∈ [5/6, 11/6) and the remainder is x or
+    // x − 1, both exact — fmod's result without its library call.
     let x = h as f64 / 6.0 + 1.0;
     let h = (if x >= 1.0 { x - 1.0 } else { x }) as f32;
-    let uh = ((h * 255.0) as i32).clamp(0, 255) as u8;
-    let us = ((s * 255.0) as i32).clamp(0, 255) as u8;
+    let uh = ((h as f64 * 255.0) as i32).clamp(0, 255) as u8;
+    let us = ((s as f64 * 255.0) as i32).clamp(0, 255) as u8;
     (uh, us, maxc)
 }
 
-/// Pillow's 8-bit HSV → RGB.
+/// Pillow's 8-bit HSV → RGB (`hsv2rgb` in Convert.c), with the same `float`/`double` steps; C's
+/// `round` is half away from zero, as `f64::round`.
 #[inline]
 fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
     if s == 0 {
         return (v, v, v);
     }
-    let hf = h as f32 * 6.0 / 255.0;
-    let i = hf.floor() as i32;
-    let f = hf - i as f32;
-    let fs = s as f32 / 255.0;
-    let vf = v as f32;
-    let c8 = |x: f32| (x.round() as i32).clamp(0, 255) as u8;
-    let p = c8(vf * (1.0 - fs));
-    let q = c8(vf * (1.0 - fs * f));
-    let t = c8(vf * (1.0 - fs * (1.0 - f)));
-    match i.rem_euclid(6) {
-        0 => (v, t, p),
+    let h6 = h as f64 * 6.0 / 255.0;
+    let i = h6.floor() as i32;
+    let f = (h6 - i as f64) as f32;
+    let fs = (s as f64 / 255.0) as f32;
+    let vd = v as f64;
+    let c8 = |x: f64| (x.round() as i32).clamp(0, 255) as u8;
+    let p = c8(vd * (1.0 - fs as f64));
+    let q = c8(vd * (1.0 - (fs * f) as f64));
+    let t = c8(vd * (1.0 - fs as f64 * (1.0 - f as f64)));
+    match i {
+        0 | 6 => (v, t, p),
         1 => (q, v, p),
         2 => (p, v, t),
         3 => (p, q, v),
@@ -139,14 +143,20 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
 }
 
 /// torchvision `adjust_hue` on PIL: shift the 8-bit hue by `uint8(hue_factor · 255)` with wrap.
-/// Sixteen pixels at a time with AVX-512 or AVX2 where the CPU has it (same bytes, see
-/// `hue_avx512`, `hue_avx2`).
 pub fn adjust_hue(data: &mut [u8], hue_factor: f32) {
     // numpy's float → uint8 cast: truncate toward zero, then wrap modulo 256.
-    let shift = ((hue_factor * 255.0) as i32).rem_euclid(256) as u8;
-    let done = simd_bulk!("avx512f", super::hue_avx512::adjust_hue_avx512(data, shift))
-        .or_else(|| simd_bulk!("avx2", super::hue_avx2::adjust_hue_avx2(data, shift)))
-        .unwrap_or(0);
+    shift_hue(data, ((hue_factor * 255.0) as i32).rem_euclid(256) as u8);
+}
+
+/// Pillow's RGB → HSV, `h += shift` (wrapping), HSV → RGB. Sixteen pixels at a time with AVX-512
+/// or AVX2 where the CPU has it (same bytes, see `hue_avx512`, `hue_avx2`).
+pub fn shift_hue(data: &mut [u8], shift: u8) {
+    let done = simd_bulk!(
+        ["avx512f", "avx512bw", "avx512vbmi"],
+        super::hue_avx512::adjust_hue_avx512(data, shift)
+    )
+    .or_else(|| simd_bulk!("avx2", super::hue_avx2::adjust_hue_avx2(data, shift)))
+    .unwrap_or(0);
     adjust_hue_scalar(&mut data[done..], shift);
 }
 
@@ -253,7 +263,8 @@ mod tests {
         if std::is_x86_feature_detected!("avx2") {
             kernels.push(("avx2", super::super::hue_avx2::adjust_hue_avx2));
         }
-        if std::is_x86_feature_detected!("avx512f") {
+        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vbmi")
+        {
             kernels.push(("avx512", super::super::hue_avx512::adjust_hue_avx512));
         }
         // Lengths that end in every kind of remainder: whole multi-block steps, a single 16-pixel

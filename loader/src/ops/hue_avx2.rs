@@ -1,122 +1,126 @@
-//! Pillow's hue shift (RGB → 8-bit HSV → shift → RGB) sixteen pixels at a time with AVX2 (two 8-lane halves), doing the
-//! same IEEE operations in the same order as the scalar code in `color.rs` (divisions, the f64 step,
-//! truncations, round-half-away-from-zero), so the bytes are identical; every case is computed and
-//! the right one selected, which removes the scalar code's unpredictable branches.
+//! The hue shift of `hue_avx512.rs` with AVX2: the same arithmetic (see there for why it gives
+//! Pillow's bytes) on two 8-lane halves of each 16-pixel block, with compare results as lane masks
+//! and 8-entry `vpermd` tables. Tested for every colour against the scalar code in `color.rs`.
 
-#[cfg(target_arch = "x86_64")]
+#![cfg(target_arch = "x86_64")]
+
 use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
-use super::rgb_avx2::{load16, narrow, store16, widen, BLOCK};
+use super::hue_avx512::{BASE, SECTOR_CONTROL, SIGN, WRAP_CODE};
+use super::rgb_avx2::{load16, widen, BLOCK};
 
 /// Shifts the hue of `data` (packed RGB; a multiple of 16 pixels is processed, the rest is left to
 /// the caller) by `shift`; returns how many bytes were processed.
 ///
 /// # Safety
 /// The CPU must support AVX2 (checked by the caller).
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub unsafe fn adjust_hue_avx2(data: &mut [u8], shift: u8) -> usize {
-    let mut chunks = data.chunks_exact_mut(BLOCK);
-    for c in &mut chunks {
-        let [r, g, b] = load16(c);
-        let (r, g, b) = (widen(r), widen(g), widen(b));
-        let out = [0, 1].map(|h| shift8(r[h], g[h], b[h], shift));
-        store16(c, [0, 1, 2].map(|ch| narrow([out[0][ch], out[1][ch]])));
+    let shift = _mm256_set1_epi32(shift as i32);
+    // Bytes 0..12 of each 128-bit lane: the four pixels' R, G, B without the fourth byte.
+    let compact = _mm256_setr_epi8(
+        0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, 0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13,
+        14, -1, -1, -1, -1,
+    );
+    let mut blocks = data.chunks_exact_mut(BLOCK);
+    for c in &mut blocks {
+        let [r, g, b] = load16(c).map(|v| widen(v));
+        let half = |h: usize| _mm256_shuffle_epi8(shift8(r[h], g[h], b[h], shift), compact);
+        let (lo, hi) = (half(0), half(1));
+        // Four 12-byte pieces, in order, joined into three 16-byte stores.
+        let q = [
+            _mm256_castsi256_si128(lo),
+            _mm256_extracti128_si256::<1>(lo),
+            _mm256_castsi256_si128(hi),
+            _mm256_extracti128_si256::<1>(hi),
+        ];
+        let out = [
+            _mm_or_si128(q[0], _mm_slli_si128::<12>(q[1])),
+            _mm_or_si128(_mm_srli_si128::<4>(q[1]), _mm_slli_si128::<8>(q[2])),
+            _mm_or_si128(_mm_srli_si128::<8>(q[2]), _mm_slli_si128::<4>(q[3])),
+        ];
+        for (k, v) in out.into_iter().enumerate() {
+            _mm_storeu_si128(c.as_mut_ptr().add(16 * k) as *mut __m128i, v);
+        }
     }
     let n = data.len();
     n - n % BLOCK
 }
 
-/// The hue shift of 8 pixels given as i32 lanes; returns (R, G, B) as i32 lanes in 0..=255.
+/// `a ≥ b` per lane as an all-ones mask.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn shift8(ri: __m256i, gi: __m256i, bi: __m256i, shift: u8) -> [__m256i; 3] {
-    let one = _mm256_set1_ps(1.0);
-    let c255 = _mm256_set1_ps(255.0);
-    let c6 = _mm256_set1_ps(6.0);
-    let half = _mm256_set1_ps(0.5);
-    let i0 = _mm256_setzero_si256();
-    let i255 = _mm256_set1_epi32(255);
-    let shift_v = _mm256_set1_epi32(shift as i32);
-    let maxi = _mm256_max_epi32(ri, _mm256_max_epi32(gi, bi));
-    let mini = _mm256_min_epi32(ri, _mm256_min_epi32(gi, bi));
-    let maxf = _mm256_cvtepi32_ps(maxi);
-    let cr = _mm256_cvtepi32_ps(_mm256_sub_epi32(maxi, mini));
-    let s = _mm256_div_ps(cr, maxf);
-    // (max − x) / cr is 0 for the largest channel and exactly 1 for the smallest (cr / cr), so of
-    // the scalar code's three divisions only the middle channel's is a real one: do that one and
-    // select, which gives the same three floats.
-    let cri = _mm256_sub_epi32(maxi, mini);
-    let mid = _mm256_sub_epi32(
-        _mm256_add_epi32(ri, _mm256_add_epi32(gi, bi)),
-        _mm256_add_epi32(maxi, mini),
+unsafe fn ge(a: __m256i, b: __m256i) -> __m256i {
+    _mm256_cmpeq_epi32(_mm256_max_epi32(a, b), a)
+}
+
+/// The hue shift of 8 pixels given as i32 lanes; returns lanes `R | G << 8 | B << 16`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn shift8(r: __m256i, g: __m256i, b: __m256i, shift: __m256i) -> __m256i {
+    let i32s = _mm256_set1_epi32;
+    let f32s = _mm256_set1_ps;
+    let table = |t: &[f32; 16]| _mm256_loadu_ps(t.as_ptr());
+
+    // RGB → HSV.
+    let v = _mm256_max_epi32(r, _mm256_max_epi32(g, b));
+    let min = _mm256_min_epi32(r, _mm256_min_epi32(g, b));
+    let cr = _mm256_sub_epi32(v, min);
+    let sum = _mm256_add_epi32(r, _mm256_add_epi32(g, b));
+    let d = _mm256_sub_epi32(_mm256_add_epi32(_mm256_add_epi32(v, v), min), sum);
+    let crf = _mm256_cvtepi32_ps(cr);
+    let t = _mm256_div_ps(_mm256_cvtepi32_ps(d), crf);
+    let vf = _mm256_max_ps(_mm256_cvtepi32_ps(v), f32s(1.0));
+    let s = _mm256_cvttps_epi32(_mm256_div_ps(_mm256_mul_ps(crf, f32s(255.0)), vf));
+    let code = _mm256_or_si256(
+        _mm256_and_si256(ge(r, g), i32s(1)),
+        _mm256_or_si256(
+            _mm256_and_si256(ge(g, b), i32s(2)),
+            _mm256_and_si256(ge(r, b), i32s(4)),
+        ),
     );
-    let m = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(maxi, mid)), cr);
-    let frac = |x: __m256i| -> __m256 {
-        let d = _mm256_sub_epi32(maxi, x);
-        let zero = _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, i0));
-        let full = _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, cri));
-        _mm256_blendv_ps(_mm256_blendv_ps(m, one, full), _mm256_setzero_ps(), zero)
-    };
-    let (rc, gc, bc) = (frac(ri), frac(gi), frac(bi));
-    let h_r = _mm256_sub_ps(bc, gc);
-    let h_g = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(2.0), rc), bc);
-    let h_b = _mm256_sub_ps(_mm256_add_ps(_mm256_set1_ps(4.0), gc), rc);
-    let is_r = _mm256_castsi256_ps(_mm256_cmpeq_epi32(ri, maxi));
-    let is_g = _mm256_castsi256_ps(_mm256_cmpeq_epi32(gi, maxi));
-    let h = _mm256_blendv_ps(_mm256_blendv_ps(h_b, h_g, is_g), h_r, is_r);
-    // fmod(h / 6 + 1, 1) in double, as x or x − 1 (exact for x in [5/6, 11/6)).
-    let to_f32 = |hd: __m256d| -> __m128 {
-        let x = _mm256_add_pd(_mm256_div_pd(hd, _mm256_set1_pd(6.0)), _mm256_set1_pd(1.0));
-        let ge = _mm256_cmp_pd::<_CMP_GE_OQ>(x, _mm256_set1_pd(1.0));
-        let y = _mm256_blendv_pd(x, _mm256_sub_pd(x, _mm256_set1_pd(1.0)), ge);
-        _mm256_cvtpd_ps(y)
-    };
-    let lo = to_f32(_mm256_cvtps_pd(_mm256_castps256_ps128(h)));
-    let hi = to_f32(_mm256_cvtps_pd(_mm256_extractf128_ps::<1>(h)));
-    let hf = _mm256_set_m128(hi, lo);
-    // `as i32` truncates; NaNs (grey pixels) are selected away below.
-    let clamp = |v: __m256i| _mm256_min_epi32(_mm256_max_epi32(v, i0), i255);
-    let uh = clamp(_mm256_cvttps_epi32(_mm256_mul_ps(hf, c255)));
-    let us = clamp(_mm256_cvttps_epi32(_mm256_mul_ps(s, c255)));
-    let grey = _mm256_or_si256(_mm256_cmpeq_epi32(maxi, mini), _mm256_cmpeq_epi32(us, i0));
-    // HSV → RGB of the shifted hue.
-    let h2 = _mm256_and_si256(_mm256_add_epi32(uh, shift_v), i255);
-    let hh = _mm256_div_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(h2), c6), c255);
-    let fl = _mm256_floor_ps(hh);
-    let f = _mm256_sub_ps(hh, fl);
-    let fs = _mm256_div_ps(_mm256_cvtepi32_ps(us), c255);
-    // round half away from zero of a non-negative x: trunc(x) + (x − trunc(x) ≥ 0.5).
-    let round = |x: __m256| -> __m256i {
-        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
-        let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(x, t), half), one);
-        clamp(_mm256_cvttps_epi32(_mm256_add_ps(t, up)))
-    };
-    let p = round(_mm256_mul_ps(maxf, _mm256_sub_ps(one, fs)));
-    let q = round(_mm256_mul_ps(
-        maxf,
-        _mm256_sub_ps(one, _mm256_mul_ps(fs, f)),
-    ));
-    let t = round(_mm256_mul_ps(
-        maxf,
-        _mm256_sub_ps(one, _mm256_mul_ps(fs, _mm256_sub_ps(one, f))),
-    ));
-    let v = maxi;
-    let sector = _mm256_cvttps_epi32(fl);
-    let is = |k: i32| _mm256_cmpeq_epi32(sector, _mm256_set1_epi32(k));
-    let pick = |d: __m256i, cases: [(i32, __m256i); 5]| {
-        cases
-            .iter()
-            .fold(d, |acc, &(k, val)| _mm256_blendv_epi8(acc, val, is(k)))
-    };
-    // Sector 0 and 6 → (v, t, p); 1 → (q, v, p); 2 → (p, v, t); 3 → (p, q, v); 4 → (t, p, v);
-    // 5 → (v, p, q).
-    let out_r = pick(v, [(1, q), (2, p), (3, p), (4, t), (5, v)]);
-    let out_g = pick(t, [(1, v), (2, v), (3, q), (4, p), (5, p)]);
-    let out_b = pick(p, [(1, p), (2, t), (3, v), (4, v), (5, q)]);
-    let out_r = _mm256_blendv_epi8(out_r, v, grey);
-    let out_g = _mm256_blendv_epi8(out_g, v, grey);
-    let out_b = _mm256_blendv_epi8(out_b, v, grey);
-    [out_r, out_g, out_b]
+    // sign · t is exact, so the sum is one rounding, as the fused form in the AVX-512 code.
+    let h = _mm256_add_ps(
+        _mm256_permutevar8x32_ps(table(&BASE), code),
+        _mm256_mul_ps(t, _mm256_permutevar8x32_ps(table(&SIGN), code)),
+    );
+    let h6 = _mm256_div_ps(h, f32s(6.0));
+    let wrap = _mm256_castsi256_ps(_mm256_cmpeq_epi32(code, i32s(WRAP_CODE)));
+    let h6 = _mm256_add_ps(h6, _mm256_and_ps(wrap, f32s(1.0)));
+    let h = _mm256_cvttps_epi32(_mm256_mul_ps(h6, f32s(255.0)));
+
+    // Shift, then HSV → RGB.
+    let h = _mm256_and_si256(_mm256_add_epi32(h, shift), i32s(255));
+    let sector = _mm256_srli_epi32::<16>(_mm256_mullo_epi32(h, i32s(1543)));
+    let rem = _mm256_sub_epi32(
+        _mm256_mullo_epi32(h, i32s(6)),
+        _mm256_mullo_epi32(sector, i32s(255)),
+    );
+    let even = _mm256_cmpeq_epi32(_mm256_and_si256(sector, i32s(1)), _mm256_setzero_si256());
+    let factor = _mm256_blendv_epi8(rem, _mm256_sub_epi32(i32s(255), rem), even);
+    let vs = _mm256_mullo_epi32(v, s);
+    let x = _mm256_add_epi32(vs, i32s(128));
+    let p = _mm256_sub_epi32(
+        v,
+        _mm256_srli_epi32::<8>(_mm256_add_epi32(x, _mm256_srli_epi32::<8>(x))),
+    );
+    let n = _mm256_add_epi32(_mm256_mullo_epi32(vs, factor), i32s(32512));
+    let qt = _mm256_sub_epi32(
+        v,
+        _mm256_cvttps_epi32(_mm256_div_ps(_mm256_cvtepi32_ps(n), f32s(65025.0))),
+    );
+    let packed = _mm256_or_si256(
+        v,
+        _mm256_or_si256(_mm256_slli_epi32::<8>(qt), _mm256_slli_epi32::<16>(p)),
+    );
+    let control = _mm256_add_epi32(
+        _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256(SECTOR_CONTROL.as_ptr() as *const __m256i),
+            sector,
+        ),
+        _mm256_setr_epi32(
+            0, 0x04_0404, 0x08_0808, 0x0C_0C0C, 0, 0x04_0404, 0x08_0808, 0x0C_0C0C,
+        ),
+    );
+    _mm256_shuffle_epi8(packed, control)
 }

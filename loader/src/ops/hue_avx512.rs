@@ -1,166 +1,249 @@
-//! The hue shift of `hue_avx2.rs` with AVX-512: sixteen pixels in one register and mask registers
-//! for the case selections. Same IEEE operations in the same order as the scalar code in
-//! `color.rs`, so the same bytes (tested for every colour against the scalar code).
+//! Pillow's hue shift (RGB → 8-bit HSV → shift → RGB) sixteen pixels at a time with AVX-512,
+//! giving exactly the bytes of the scalar code in `color.rs` (which mirrors Pillow's C) for every
+//! colour and shift — by different arithmetic, derived once and tested exhaustively:
+//!
+//! * **Forward.** With `d = max − mid` and `t = d / cr` (f32), Pillow's six `h` expressions are
+//!   `base ± t` rounded once to f32 (`bc − gc` is a float subtraction; `2 + rc − bc` is exact in
+//!   double before its one rounding). One case, red largest and blue above green, gives h ∈ [−1, 0)
+//!   and wraps: `h/6 + 1`. So `uh = trunc(fl(fl(h / 6) [+ 1]) · 255)` in f32, which equals Pillow's
+//!   double-precision `fmod` chain for all 2^24 colours (the division by 6 must be a real one).
+//!   `us = ⌊255·cr / max⌋`: a correctly rounded f32 quotient can't cross an integer here (its error
+//!   is < 2^-17, a non-integer quotient is ≥ 1/255 from one).
+//! * **Backward.** Pillow's p, q, t are `round(v · (1 − s/255 · g/255))` with the float factors
+//!   rounded on the way; the exact rationals never come within their rounding error of a half
+//!   (denominators 255 and 65025 are odd), so with sector `i = ⌊6h/255⌋` and `r = 6h − 255i`:
+//!   `p = v − round(v·s / 255)`, `q = v − round(v·s·r / 65025)`, `t = v − round(v·s·(255 − r) / 65025)`
+//!   — integer arithmetic. Each sector uses q or t, never both, so one is computed.
+//! * **Output.** Per sector, R, G and B are a permutation of (v, q|t, p): the three are packed into
+//!   one 32-bit lane and a per-lane `vpshufb` control picked by the sector puts them in order.
+//!
+//! Grey pixels need no special case: s = 0 makes p and q|t equal v (the NaN hue is harmless).
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-use super::rgb_avx2::{load16, store16, BLOCK};
+/// Bytes in one 16-pixel block.
+const BLOCK: usize = 48;
+
+/// Lane tables indexed by the case code `(r ≥ g) | (g ≥ b) << 1 | (r ≥ b) << 2`: `h = base + sign·t`.
+/// 7: red largest, green ≥ blue, h = 1 − t; 5: red largest, blue above green, h = t − 1;
+/// 6: green largest, red ≥ blue, 1 + t; 2: green largest, blue above red, 3 − t;
+/// 0: blue largest, green above red, 3 + t; 1: blue largest, red ≥ green, 5 − t.
+/// Codes 3 and 4 cannot occur (they would need r ≥ g ≥ b > r or r < g < b ≤ r).
+pub(super) const BASE: [f32; 16] = [
+    3., 5., 3., 0., 0., -1., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0.,
+];
+pub(super) const SIGN: [f32; 16] = [
+    1., -1., -1., 0., 0., 1., 1., -1., 0., 0., 0., 0., 0., 0., 0., 0.,
+];
+/// The code of the one case whose h is negative (red largest, blue above green): it wraps by +1.
+pub(super) const WRAP_CODE: i32 = 5;
+
+/// Per sector 0..=6, where R, G and B come from in the packed lane `v | (q|t) << 8 | p << 16`:
+/// byte indices of a `vpshufb` control (0x80 zeroes the fourth byte).
+pub(super) const SECTOR_CONTROL: [i32; 16] = {
+    // (source of R, of G, of B): 0 = v, 1 = q or t, 2 = p.
+    const ORDER: [[i32; 3]; 7] = [
+        [0, 1, 2], // 0: (v, t, p)
+        [1, 0, 2], // 1: (q, v, p)
+        [2, 0, 1], // 2: (p, v, t)
+        [2, 1, 0], // 3: (p, q, v)
+        [1, 2, 0], // 4: (t, p, v)
+        [0, 2, 1], // 5: (v, p, q)
+        [0, 1, 2], // 6 (h = 255): as 0
+    ];
+    let mut c = [0i32; 16];
+    let mut i = 0;
+    while i < 7 {
+        c[i] = ORDER[i][0] | ORDER[i][1] << 8 | ORDER[i][2] << 16 | (0x80 << 24);
+        i += 1;
+    }
+    c
+};
+
+/// `vpshufb` works within 128-bit lanes: lane k's bytes sit at 4·(k mod 4) there.
+const LANE_OFFSET: [i32; 16] = {
+    let mut o = [0i32; 16];
+    let mut k = 0;
+    while k < 16 {
+        o[k] = (4 * (k as i32 % 4)) * 0x0001_0101;
+        k += 1;
+    }
+    o
+};
+
+/// Four blocks are three whole registers: loads and stores stay full-width and never overlap
+/// (a masked 48-byte store followed by a load of the next block is a store-forwarding stall that
+/// doubled the time per block).
+const GROUP: usize = 4 * BLOCK;
+
+/// Two-register byte-permute indices (`vpermt2b`, 0..63 first register, 64..127 second) that put
+/// channel `c` of block `j` of a group into byte 0 of each 32-bit lane. Block j starts at byte 48j,
+/// inside register ⌊48j / 64⌋, and may run into the next.
+const fn unpack_index(j: usize, c: usize) -> [u8; 64] {
+    let first = 48 * j / 64 * 64;
+    let mut idx = [0u8; 64];
+    let mut k = 0;
+    while k < 16 {
+        idx[4 * k] = (48 * j + 3 * k + c - first) as u8;
+        k += 1;
+    }
+    idx
+}
+const UNPACK: [[[u8; 64]; 3]; 4] = {
+    let mut t = [[[0u8; 64]; 3]; 4];
+    let mut j = 0;
+    while j < 4 {
+        let mut c = 0;
+        while c < 3 {
+            t[j][c] = unpack_index(j, c);
+            c += 1;
+        }
+        j += 1;
+    }
+    t
+};
+/// Byte 0 of every 32-bit lane.
+const LOW_BYTES: u64 = 0x1111_1111_1111_1111;
+
+/// Indices building output register `k` of a group from the results of blocks k and k + 1
+/// (lanes `R | G << 8 | B << 16`).
+const fn pack_index(k: usize) -> [u8; 64] {
+    let mut idx = [0u8; 64];
+    let mut j = 0;
+    while j < 64 {
+        let m = 64 * k + j;
+        let (block, local) = (m / BLOCK, m % BLOCK);
+        idx[j] = (64 * (block - k) + 4 * (local / 3) + local % 3) as u8;
+        j += 1;
+    }
+    idx
+}
+const PACK: [[u8; 64]; 3] = [pack_index(0), pack_index(1), pack_index(2)];
+/// A lone block: indices 0..47 of `pack_index(0)` are its own bytes.
+const BLOCK_MASK: u64 = (1 << BLOCK) - 1;
+
+/// Loop-invariant vectors.
+struct Consts {
+    base: __m512,
+    sign: __m512,
+    control: __m512i,
+    lane_offset: __m512i,
+    shift: __m512i,
+}
+
+#[inline(always)]
+unsafe fn table(t: &[u8; 64]) -> __m512i {
+    _mm512_loadu_si512(t.as_ptr() as *const _)
+}
 
 /// Shifts the hue of the whole 16-pixel blocks of `data` (packed RGB) by `shift`; returns how
 /// many bytes were processed (the caller finishes the rest).
 ///
 /// # Safety
-/// The CPU must support AVX-512F (checked by the caller).
-#[target_feature(enable = "avx512f")]
+/// The CPU must support AVX-512F, BW and VBMI (checked by the caller).
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 pub unsafe fn adjust_hue_avx512(data: &mut [u8], shift: u8) -> usize {
-    // Several blocks per step: the per-pixel chain is long (three divisions, conversions,
-    // selects), and independent chains side by side keep the vector units busy.
-    const STEP: usize = 4;
-    let mut groups = data.chunks_exact_mut(STEP * BLOCK);
+    let c = Consts {
+        base: _mm512_loadu_ps(BASE.as_ptr()),
+        sign: _mm512_loadu_ps(SIGN.as_ptr()),
+        control: _mm512_loadu_si512(SECTOR_CONTROL.as_ptr() as *const _),
+        lane_offset: _mm512_loadu_si512(LANE_OFFSET.as_ptr() as *const _),
+        shift: _mm512_set1_epi32(shift as i32),
+    };
+    let mut groups = data.chunks_exact_mut(GROUP);
     for g in &mut groups {
-        let px: [[__m512i; 3]; STEP] = std::array::from_fn(|k| {
-            load16(&g[k * BLOCK..(k + 1) * BLOCK]).map(|v| _mm512_cvtepu8_epi32(v))
+        let p = g.as_mut_ptr();
+        let z: [__m512i; 3] =
+            std::array::from_fn(|k| _mm512_loadu_si512(p.add(64 * k) as *const _));
+        let out: [__m512i; 4] = std::array::from_fn(|j| {
+            let (a, b) = (z[48 * j / 64], z[(48 * j / 64 + 1).min(2)]);
+            let ch =
+                |c: usize| _mm512_maskz_permutex2var_epi8(LOW_BYTES, a, table(&UNPACK[j][c]), b);
+            shift16(ch(0), ch(1), ch(2), &c)
         });
-        let out = px.map(|p| shift16(p[0], p[1], p[2], shift));
-        for (k, o) in out.into_iter().enumerate() {
-            // Lanes hold 0..=255: the truncating narrow is exact.
-            store16(
-                &mut g[k * BLOCK..(k + 1) * BLOCK],
-                o.map(|v| _mm512_cvtepi32_epi8(v)),
-            );
+        for k in 0..3 {
+            let v = _mm512_permutex2var_epi8(out[k], table(&PACK[k]), out[k + 1]);
+            _mm512_storeu_si512(p.add(64 * k) as *mut _, v);
         }
     }
-    for c in groups.into_remainder().chunks_exact_mut(BLOCK) {
-        let p = load16(c).map(|v| _mm512_cvtepu8_epi32(v));
-        let o = shift16(p[0], p[1], p[2], shift);
-        store16(c, o.map(|v| _mm512_cvtepi32_epi8(v)));
+    for blk in groups.into_remainder().chunks_exact_mut(BLOCK) {
+        let p = blk.as_mut_ptr();
+        let px = _mm512_maskz_loadu_epi8(BLOCK_MASK, p as *const i8);
+        let ch = |c: usize| _mm512_maskz_permutexvar_epi8(LOW_BYTES, table(&UNPACK[0][c]), px);
+        let out = shift16(ch(0), ch(1), ch(2), &c);
+        let v = _mm512_permutexvar_epi8(table(&PACK[0]), out);
+        _mm512_mask_storeu_epi8(p as *mut i8, BLOCK_MASK, v);
     }
     let n = data.len();
     n - n % BLOCK
 }
 
-/// (max − x) / cr for one channel: 0 for the largest, exactly 1 for the smallest (cr / cr), the
-/// one real quotient `m` for the middle one — the scalar code's three divisions, bit for bit.
+/// The hue shift of 16 pixels given as 32-bit lanes of R, G and B; returns lanes
+/// `R | G << 8 | B << 16`.
 #[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn channel_fraction(maxi: __m512i, x: __m512i, cri: __m512i, m: __m512) -> __m512 {
-    let d = _mm512_sub_epi32(maxi, x);
-    let v = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(d, cri), m, _mm512_set1_ps(1.0));
-    _mm512_mask_blend_ps(
-        _mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()),
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn shift16(r: __m512i, g: __m512i, b: __m512i, c: &Consts) -> __m512i {
+    let i32s = _mm512_set1_epi32;
+    let f32s = _mm512_set1_ps;
+
+    // RGB → HSV.
+    let v = _mm512_max_epi32(r, _mm512_max_epi32(g, b));
+    let min = _mm512_min_epi32(r, _mm512_min_epi32(g, b));
+    let cr = _mm512_sub_epi32(v, min);
+    let sum = _mm512_add_epi32(r, _mm512_add_epi32(g, b));
+    // max − mid = 2·max + min − (r + g + b).
+    let d = _mm512_sub_epi32(_mm512_add_epi32(_mm512_add_epi32(v, v), min), sum);
+    let crf = _mm512_cvtepi32_ps(cr);
+    let t = _mm512_div_ps(_mm512_cvtepi32_ps(d), crf);
+    // max(v, 1): black gives 0 / 1 = 0 instead of a NaN.
+    let vf = _mm512_max_ps(_mm512_cvtepi32_ps(v), f32s(1.0));
+    let s = _mm512_cvttps_epi32(_mm512_div_ps(_mm512_mul_ps(crf, f32s(255.0)), vf));
+    let code = _mm512_maskz_mov_epi32(_mm512_cmpge_epi32_mask(r, g), i32s(1));
+    let code = _mm512_mask_add_epi32(code, _mm512_cmpge_epi32_mask(g, b), code, i32s(2));
+    let code = _mm512_mask_add_epi32(code, _mm512_cmpge_epi32_mask(r, b), code, i32s(4));
+    let h = _mm512_fmadd_ps(
+        t,
+        _mm512_permutexvar_ps(code, c.sign),
+        _mm512_permutexvar_ps(code, c.base),
+    );
+    let h6 = _mm512_div_ps(h, f32s(6.0));
+    let wrap = _mm512_cmpeq_epi32_mask(code, i32s(WRAP_CODE));
+    let h6 = _mm512_mask_add_ps(h6, wrap, h6, f32s(1.0));
+    // Grey pixels: NaN → 0x8000_0000, masked to a valid hue below; s = 0 makes it irrelevant.
+    let h = _mm512_cvttps_epi32(_mm512_mul_ps(h6, f32s(255.0)));
+
+    // Shift, then HSV → RGB.
+    let h = _mm512_and_si512(_mm512_add_epi32(h, c.shift), i32s(255));
+    // ⌊6h / 255⌋ = ⌊h · 1543 / 2^16⌋ for h in 0..=255 (every h occurs in the all-colour tests).
+    let sector = _mm512_srli_epi32::<16>(_mm512_mullo_epi32(h, i32s(1543)));
+    let rem = _mm512_sub_epi32(
+        _mm512_mullo_epi32(h, i32s(6)),
+        _mm512_mullo_epi32(sector, i32s(255)),
+    );
+    // Even sectors use t (factor 1 − f), odd ones q (factor f).
+    let even = _mm512_testn_epi32_mask(sector, i32s(1));
+    let factor = _mm512_mask_sub_epi32(rem, even, i32s(255), rem);
+    let vs = _mm512_mullo_epi32(v, s);
+    // round(vs / 255) for vs ≤ 65025: (x + (x >> 8)) >> 8 with x = vs + 128.
+    let x = _mm512_add_epi32(vs, i32s(128));
+    let p = _mm512_sub_epi32(
         v,
-        _mm512_setzero_ps(),
-    )
-}
-
-/// Pillow's fmod(h / 6 + 1, 1) in double for 8 lanes, as x or x − 1 (exact for x in [5/6, 11/6)).
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn wrap_sixth(h: __m256) -> __m256 {
-    let one = _mm512_set1_pd(1.0);
-    let x = _mm512_add_pd(_mm512_div_pd(_mm512_cvtps_pd(h), _mm512_set1_pd(6.0)), one);
-    let ge = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, one);
-    _mm512_cvtpd_ps(_mm512_mask_sub_pd(x, ge, x, one))
-}
-
-/// Round half away from zero of non-negative lanes, clamped to 0..=255, as Pillow's `round`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn round_u8(x: __m512) -> __m512i {
-    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
-    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_sub_ps(x, t), _mm512_set1_ps(0.5));
-    clamp_u8(_mm512_cvttps_epi32(_mm512_mask_add_ps(
-        t,
-        up,
-        t,
-        _mm512_set1_ps(1.0),
-    )))
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn clamp_u8(v: __m512i) -> __m512i {
-    _mm512_min_epi32(
-        _mm512_max_epi32(v, _mm512_setzero_si512()),
-        _mm512_set1_epi32(255),
-    )
-}
-
-/// The hue shift of 16 pixels given as i32 lanes; returns (R, G, B) as i32 lanes in 0..=255.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn shift16(ri: __m512i, gi: __m512i, bi: __m512i, shift: u8) -> [__m512i; 3] {
-    let one = _mm512_set1_ps(1.0);
-    let c255 = _mm512_set1_ps(255.0);
-    let maxi = _mm512_max_epi32(ri, _mm512_max_epi32(gi, bi));
-    let mini = _mm512_min_epi32(ri, _mm512_min_epi32(gi, bi));
-    let maxf = _mm512_cvtepi32_ps(maxi);
-    let cri = _mm512_sub_epi32(maxi, mini);
-    let cr = _mm512_cvtepi32_ps(cri);
-    let s = _mm512_div_ps(cr, maxf);
-    let mid = _mm512_sub_epi32(
-        _mm512_add_epi32(ri, _mm512_add_epi32(gi, bi)),
-        _mm512_add_epi32(maxi, mini),
+        _mm512_srli_epi32::<8>(_mm512_add_epi32(x, _mm512_srli_epi32::<8>(x))),
     );
-    let m = _mm512_div_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(maxi, mid)), cr);
-    let rc = channel_fraction(maxi, ri, cri, m);
-    let gc = channel_fraction(maxi, gi, cri, m);
-    let bc = channel_fraction(maxi, bi, cri, m);
-    let h_r = _mm512_sub_ps(bc, gc);
-    let h_g = _mm512_sub_ps(_mm512_add_ps(_mm512_set1_ps(2.0), rc), bc);
-    let h_b = _mm512_sub_ps(_mm512_add_ps(_mm512_set1_ps(4.0), gc), rc);
-    let h = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(gi, maxi), h_b, h_g);
-    let h = _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(ri, maxi), h, h_r);
-    let lo = wrap_sixth(_mm512_castps512_ps256(h));
-    let hi = wrap_sixth(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-        _mm512_castps_pd(h),
-    )));
-    let hf = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-        _mm512_castps_pd(_mm512_castps256_ps512(lo)),
-        _mm256_castps_pd(hi),
-    ));
-    // `as i32` truncates; NaNs (grey pixels) are selected away below.
-    let uh = clamp_u8(_mm512_cvttps_epi32(_mm512_mul_ps(hf, c255)));
-    let us = clamp_u8(_mm512_cvttps_epi32(_mm512_mul_ps(s, c255)));
-    let grey =
-        _mm512_cmpeq_epi32_mask(maxi, mini) | _mm512_cmpeq_epi32_mask(us, _mm512_setzero_si512());
-    // HSV → RGB of the shifted hue.
-    let h2 = _mm512_and_si512(
-        _mm512_add_epi32(uh, _mm512_set1_epi32(shift as i32)),
-        _mm512_set1_epi32(255),
+    // round(n / 65025) = ⌊(n + 32512) / 65025⌋ (never a half): n < 2^24 is exact in f32 and
+    // the correctly rounded quotient (error < 2^-17) can't reach the next integer (≥ 1/65025 away).
+    let n = _mm512_add_epi32(_mm512_mullo_epi32(vs, factor), i32s(32512));
+    let qt = _mm512_sub_epi32(
+        v,
+        _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(n), f32s(65025.0))),
     );
-    let hh = _mm512_div_ps(
-        _mm512_mul_ps(_mm512_cvtepi32_ps(h2), _mm512_set1_ps(6.0)),
-        c255,
+    let packed = _mm512_ternarylogic_epi32::<0xFE>(
+        v,
+        _mm512_slli_epi32::<8>(qt),
+        _mm512_slli_epi32::<16>(p),
     );
-    let fl = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(hh);
-    let f = _mm512_sub_ps(hh, fl);
-    let fs = _mm512_div_ps(_mm512_cvtepi32_ps(us), c255);
-    let p = round_u8(_mm512_mul_ps(maxf, _mm512_sub_ps(one, fs)));
-    let q = round_u8(_mm512_mul_ps(
-        maxf,
-        _mm512_sub_ps(one, _mm512_mul_ps(fs, f)),
-    ));
-    let t = round_u8(_mm512_mul_ps(
-        maxf,
-        _mm512_sub_ps(one, _mm512_mul_ps(fs, _mm512_sub_ps(one, f))),
-    ));
-    let v = maxi;
-    let sector = _mm512_cvttps_epi32(fl);
-    let is = |k: i32| _mm512_cmpeq_epi32_mask(sector, _mm512_set1_epi32(k));
-    // Sector 0 and 6 → (v, t, p); 1 → (q, v, p); 2 → (p, v, t); 3 → (p, q, v); 4 → (t, p, v);
-    // 5 → (v, p, q); grey pixels → (v, v, v).
-    let pick = |d: __m512i, cases: [(i32, __m512i); 5]| {
-        let out = cases
-            .iter()
-            .fold(d, |acc, &(k, val)| _mm512_mask_blend_epi32(is(k), acc, val));
-        _mm512_mask_blend_epi32(grey, out, v)
-    };
-    [
-        pick(v, [(1, q), (2, p), (3, p), (4, t), (5, v)]),
-        pick(t, [(1, v), (2, v), (3, q), (4, p), (5, p)]),
-        pick(p, [(1, p), (2, t), (3, v), (4, v), (5, q)]),
-    ]
+    let control = _mm512_add_epi32(_mm512_permutexvar_epi32(sector, c.control), c.lane_offset);
+    _mm512_shuffle_epi8(packed, control)
 }

@@ -4,10 +4,22 @@
 //! Random parameters are drawn separately from rendering, so geometry can be tested exactly.
 
 /// Runs a SIMD kernel over the bulk of the data when the CPU has `$feature` (a
-/// `is_x86_feature_detected!` name): `Some` of its result (usually the bytes it did), `None` on
+/// `is_x86_feature_detected!` name, or a `[list]` of them, all required): `Some` of its result (usually the bytes it did), `None` on
 /// other CPUs and architectures, where the kernel is not even compiled. Callers chain tiers
 /// (AVX-512, then AVX2) and finish the tail with scalar code.
 macro_rules! simd_bulk {
+    ([$($feature:tt),+], $kernel:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let done = if $(std::is_x86_feature_detected!($feature))&&+ {
+            // SAFETY: the CPU has every one of the kernel's target features (checked just above).
+            Some(unsafe { $kernel })
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = None;
+        done
+    }};
     ($feature:tt, $kernel:expr) => {{
         #[cfg(target_arch = "x86_64")]
         let done = if std::is_x86_feature_detected!($feature) {
