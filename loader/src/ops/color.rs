@@ -22,14 +22,14 @@ fn blend(deg: f32, x: u8, alpha: f32) -> u8 {
 }
 
 /// A 256-entry table of `blend(deg, x, alpha)` for a constant `deg`: exact, and one load per byte.
-fn blend_lut(deg: f32, alpha: f32) -> [u8; 256] {
+pub(super) fn blend_lut(deg: f32, alpha: f32) -> [u8; 256] {
     std::array::from_fn(|x| blend(deg, x as u8, alpha))
 }
 
 /// `blend(deg, x, alpha)` for every byte: AVX-512, AVX2 or scalar, the same bytes.
 fn blend_bytes(data: &mut [u8], deg: f32, alpha: f32) {
     let done = simd_bulk!(
-        "avx512f",
+        ["avx512f", "avx512bw", "avx512vbmi"],
         super::color_avx512::blend_bytes(data, deg, alpha)
     )
     .or_else(|| simd_bulk!("avx2", super::color_avx2::blend_bytes(data, deg, alpha)))
@@ -54,7 +54,12 @@ fn blend_bytes_scalar(data: &mut [u8], deg: f32, alpha: f32) {
 /// Pillow's ImageStat mean of the L image, rounded half up.
 pub fn mean_luma(data: &[u8]) -> u8 {
     let n = (data.len() / 3).max(1);
-    let (bulk, done) = simd_bulk!("avx2", super::color_avx2::luma_sum(data)).unwrap_or((0, 0));
+    let (bulk, done) = simd_bulk!(
+        ["avx512f", "avx512bw", "avx512vbmi"],
+        super::color_avx512::luma_sum(data)
+    )
+    .or_else(|| simd_bulk!("avx2", super::color_avx2::luma_sum(data)))
+    .unwrap_or((0, 0));
     let rest: u64 = data[done..]
         .chunks_exact(3)
         .map(|p| luma(p[0], p[1], p[2]) as u64)
@@ -68,9 +73,12 @@ pub fn adjust_contrast(data: &mut [u8], factor: f32) {
 }
 
 pub fn adjust_saturation(data: &mut [u8], factor: f32) {
-    let done = simd_bulk!("avx512f", super::color_avx512::saturation(data, factor))
-        .or_else(|| simd_bulk!("avx2", super::color_avx2::saturation(data, factor)))
-        .unwrap_or(0);
+    let done = simd_bulk!(
+        ["avx512f", "avx512bw", "avx512vbmi"],
+        super::color_avx512::saturation(data, factor)
+    )
+    .or_else(|| simd_bulk!("avx2", super::color_avx2::saturation(data, factor)))
+    .unwrap_or(0);
     adjust_saturation_scalar(&mut data[done..], factor);
 }
 
@@ -312,25 +320,29 @@ mod tests {
             .collect();
         type Sat = unsafe fn(&mut [u8], f32) -> usize;
         type Blend = unsafe fn(&mut [u8], f32, f32) -> usize;
-        let mut kernels: Vec<(&str, Sat, Blend)> = Vec::new();
+        type LumaSum = unsafe fn(&[u8]) -> (u64, usize);
+        let mut kernels: Vec<(&str, Sat, Blend, LumaSum)> = Vec::new();
         if std::is_x86_feature_detected!("avx2") {
             kernels.push((
                 "avx2",
                 super::super::color_avx2::saturation,
                 super::super::color_avx2::blend_bytes,
+                super::super::color_avx2::luma_sum,
             ));
         }
-        if std::is_x86_feature_detected!("avx512f") {
+        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vbmi")
+        {
             kernels.push((
                 "avx512",
                 super::super::color_avx512::saturation,
                 super::super::color_avx512::blend_bytes,
+                super::super::color_avx512::luma_sum,
             ));
         }
         for factor in [0.0f32, 0.6, 1.0, 1.3712, 2.9] {
             let mut want = all.clone();
             adjust_saturation_scalar(&mut want, factor);
-            for &(name, sat, _) in &kernels {
+            for &(name, sat, _, _) in &kernels {
                 let mut got = all.clone();
                 // SAFETY: the CPU feature was checked when the kernel was listed.
                 let done = unsafe { sat(&mut got, factor) };
@@ -347,11 +359,27 @@ mod tests {
             .chunks_exact(3)
             .map(|p| luma(p[0], p[1], p[2]) as u64)
             .sum();
-        // 16,777,216 pixels: the AVX2 sum must not overflow its lanes.
+        // 16,777,216 pixels: the SIMD sums must not overflow their lanes.
         assert_eq!(
             mean_luma(&all),
             (total as f64 / (1u64 << 24) as f64 + 0.5) as u8
         );
+        for &(name, _, _, luma_sum) in &kernels {
+            // A length whose tail is not whole blocks: the kernel covers a prefix.
+            let data = &all[..all.len() - 3 * 7];
+            // SAFETY: the CPU feature was checked when the kernel was listed.
+            let (sum, done) = unsafe { luma_sum(data) };
+            let want: u64 = data[..done]
+                .chunks_exact(3)
+                .map(|p| luma(p[0], p[1], p[2]) as u64)
+                .sum();
+            assert_eq!(
+                done,
+                data.len() - data.len() % 48,
+                "{name} luma sum coverage"
+            );
+            assert_eq!(sum, want, "{name} luma sum");
+        }
         let bytes: Vec<u8> = (0..=255).cycle().take(256 * 3 + 7).collect();
         for (deg, alpha) in [
             (0.0f32, 1.37f32),
@@ -362,7 +390,7 @@ mod tests {
         ] {
             let mut want = bytes.clone();
             blend_bytes_scalar(&mut want, deg, alpha);
-            for &(name, _, blend) in &kernels {
+            for &(name, _, blend, _) in &kernels {
                 let mut got = bytes.clone();
                 // SAFETY: the CPU feature was checked when the kernel was listed.
                 let done = unsafe { blend(&mut got, deg, alpha) };

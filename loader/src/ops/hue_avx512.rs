@@ -17,14 +17,15 @@
 //! * **Output.** Per sector, R, G and B are a permutation of (v, q|t, p): the three are packed into
 //!   one 32-bit lane and a per-lane `vpshufb` control picked by the sector puts them in order.
 //!
+//! Loading and storing the pixels is `rgb_avx512::map_pixels`.
+//!
 //! Grey pixels need no special case: s = 0 makes p and q|t equal v (the NaN hue is harmless).
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
-/// Bytes in one 16-pixel block.
-const BLOCK: usize = 48;
+use super::rgb_avx512::{join_lanes, map_pixels};
 
 /// Lane tables indexed by the case code `(r ≥ g) | (g ≥ b) << 1 | (r ≥ b) << 2`: `h = base + sign·t`.
 /// 7: red largest, green ≥ blue, h = 1 − t; 5: red largest, blue above green, h = t − 1;
@@ -73,57 +74,6 @@ const LANE_OFFSET: [i32; 16] = {
     o
 };
 
-/// Four blocks are three whole registers: loads and stores stay full-width and never overlap
-/// (a masked 48-byte store followed by a load of the next block is a store-forwarding stall that
-/// doubled the time per block).
-const GROUP: usize = 4 * BLOCK;
-
-/// Two-register byte-permute indices (`vpermt2b`, 0..63 first register, 64..127 second) that put
-/// channel `c` of block `j` of a group into byte 0 of each 32-bit lane. Block j starts at byte 48j,
-/// inside register ⌊48j / 64⌋, and may run into the next.
-const fn unpack_index(j: usize, c: usize) -> [u8; 64] {
-    let first = 48 * j / 64 * 64;
-    let mut idx = [0u8; 64];
-    let mut k = 0;
-    while k < 16 {
-        idx[4 * k] = (48 * j + 3 * k + c - first) as u8;
-        k += 1;
-    }
-    idx
-}
-const UNPACK: [[[u8; 64]; 3]; 4] = {
-    let mut t = [[[0u8; 64]; 3]; 4];
-    let mut j = 0;
-    while j < 4 {
-        let mut c = 0;
-        while c < 3 {
-            t[j][c] = unpack_index(j, c);
-            c += 1;
-        }
-        j += 1;
-    }
-    t
-};
-/// Byte 0 of every 32-bit lane.
-const LOW_BYTES: u64 = 0x1111_1111_1111_1111;
-
-/// Indices building output register `k` of a group from the results of blocks k and k + 1
-/// (lanes `R | G << 8 | B << 16`).
-const fn pack_index(k: usize) -> [u8; 64] {
-    let mut idx = [0u8; 64];
-    let mut j = 0;
-    while j < 64 {
-        let m = 64 * k + j;
-        let (block, local) = (m / BLOCK, m % BLOCK);
-        idx[j] = (64 * (block - k) + 4 * (local / 3) + local % 3) as u8;
-        j += 1;
-    }
-    idx
-}
-const PACK: [[u8; 64]; 3] = [pack_index(0), pack_index(1), pack_index(2)];
-/// A lone block: indices 0..47 of `pack_index(0)` are its own bytes.
-const BLOCK_MASK: u64 = (1 << BLOCK) - 1;
-
 /// Loop-invariant vectors.
 struct Consts {
     base: __m512,
@@ -131,11 +81,6 @@ struct Consts {
     control: __m512i,
     lane_offset: __m512i,
     shift: __m512i,
-}
-
-#[inline(always)]
-unsafe fn table(t: &[u8; 64]) -> __m512i {
-    _mm512_loadu_si512(t.as_ptr() as *const _)
 }
 
 /// Shifts the hue of the whole 16-pixel blocks of `data` (packed RGB) by `shift`; returns how
@@ -152,32 +97,7 @@ pub unsafe fn adjust_hue_avx512(data: &mut [u8], shift: u8) -> usize {
         lane_offset: _mm512_loadu_si512(LANE_OFFSET.as_ptr() as *const _),
         shift: _mm512_set1_epi32(shift as i32),
     };
-    let mut groups = data.chunks_exact_mut(GROUP);
-    for g in &mut groups {
-        let p = g.as_mut_ptr();
-        let z: [__m512i; 3] =
-            std::array::from_fn(|k| _mm512_loadu_si512(p.add(64 * k) as *const _));
-        let out: [__m512i; 4] = std::array::from_fn(|j| {
-            let (a, b) = (z[48 * j / 64], z[(48 * j / 64 + 1).min(2)]);
-            let ch =
-                |c: usize| _mm512_maskz_permutex2var_epi8(LOW_BYTES, a, table(&UNPACK[j][c]), b);
-            shift16(ch(0), ch(1), ch(2), &c)
-        });
-        for k in 0..3 {
-            let v = _mm512_permutex2var_epi8(out[k], table(&PACK[k]), out[k + 1]);
-            _mm512_storeu_si512(p.add(64 * k) as *mut _, v);
-        }
-    }
-    for blk in groups.into_remainder().chunks_exact_mut(BLOCK) {
-        let p = blk.as_mut_ptr();
-        let px = _mm512_maskz_loadu_epi8(BLOCK_MASK, p as *const i8);
-        let ch = |c: usize| _mm512_maskz_permutexvar_epi8(LOW_BYTES, table(&UNPACK[0][c]), px);
-        let out = shift16(ch(0), ch(1), ch(2), &c);
-        let v = _mm512_permutexvar_epi8(table(&PACK[0]), out);
-        _mm512_mask_storeu_epi8(p as *mut i8, BLOCK_MASK, v);
-    }
-    let n = data.len();
-    n - n % BLOCK
+    map_pixels(data, |[r, g, b]| shift16(r, g, b, &c))
 }
 
 /// The hue shift of 16 pixels given as 32-bit lanes of R, G and B; returns lanes
@@ -239,11 +159,7 @@ unsafe fn shift16(r: __m512i, g: __m512i, b: __m512i, c: &Consts) -> __m512i {
         v,
         _mm512_cvttps_epi32(_mm512_div_ps(_mm512_cvtepi32_ps(n), f32s(65025.0))),
     );
-    let packed = _mm512_ternarylogic_epi32::<0xFE>(
-        v,
-        _mm512_slli_epi32::<8>(qt),
-        _mm512_slli_epi32::<16>(p),
-    );
+    let packed = join_lanes(v, qt, p);
     let control = _mm512_add_epi32(_mm512_permutexvar_epi32(sector, c.control), c.lane_offset);
     _mm512_shuffle_epi8(packed, control)
 }

@@ -44,4 +44,5 @@ pub mod hue_avx2;
 pub mod hue_avx512;
 pub mod resize;
 pub mod rgb_avx2;
+pub mod rgb_avx512;
 pub mod transpose;
