@@ -54,6 +54,20 @@ fn main() {
         r.resize(v, [0.0, 0.0, 300.0, 224.0], 224, 224, black_box(&mut out));
     });
     let base = out.clone();
+    let mut t = vec![0u8; 300 * 250 * 3];
+    time("transpose 224x224", 500, || {
+        let v = loader::image::ImageView {
+            data: &base,
+            width: 224,
+            height: 224,
+            stride: 224 * 3,
+        };
+        loader::ops::transpose::transpose_rgb(v, black_box(&mut t));
+    });
+    time("transpose 300x250 (crop of the photo)", 500, || {
+        let v = src.view().crop(0, 0, 300, 250);
+        loader::ops::transpose::transpose_rgb(v, black_box(&mut t));
+    });
     let mut d = base.clone();
     time("(copy of the view)", 500, || {
         d.copy_from_slice(black_box(&base))
