@@ -6,7 +6,7 @@
 use config::ViewAugment;
 use rand::Rng;
 
-use crate::decode::RegionNeed;
+use crate::decode::{Placement, RegionNeed};
 use crate::image::RgbImage;
 use crate::ops::blur::Blur;
 use crate::ops::color::{self, JitterParams};
@@ -31,7 +31,7 @@ pub struct ViewParams {
 impl ViewParams {
     pub fn need(&self) -> RegionNeed {
         RegionNeed {
-            crop: (self.crop.w, self.crop.h),
+            crop: self.crop,
             out: self.out,
         }
     }
@@ -67,6 +67,62 @@ pub fn draw_with_crop(rng: &mut impl Rng, cfg: &ViewAugment, crop: CropBox) -> V
     }
 }
 
+/// A full-resolution crop mapped into an image decoded at a reduced scale: its sub-pixel box
+/// (x0, y0)–(x1, y1) and the whole pixels that box touches, [ix0, ix1) × [iy0, iy1) (all the
+/// resize reads).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledCrop {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+    pub ix0: usize,
+    pub iy0: usize,
+    pub ix1: usize,
+    pub iy1: usize,
+}
+
+impl ScaledCrop {
+    pub fn new(c: CropBox, full: (usize, usize), scaled: (usize, usize)) -> ScaledCrop {
+        let sx = scaled.0 as f64 / full.0 as f64;
+        let sy = scaled.1 as f64 / full.1 as f64;
+        let (x0, x1) = (
+            c.x as f64 * sx,
+            ((c.x + c.w) as f64 * sx).min(scaled.0 as f64),
+        );
+        let (y0, y1) = (
+            c.y as f64 * sy,
+            ((c.y + c.h) as f64 * sy).min(scaled.1 as f64),
+        );
+        let (ix0, iy0) = (x0.floor() as usize, y0.floor() as usize);
+        ScaledCrop {
+            x0,
+            y0,
+            x1,
+            y1,
+            ix0,
+            iy0,
+            ix1: (x1.ceil() as usize).max(ix0 + 1),
+            iy1: (y1.ceil() as usize).max(iy0 + 1),
+        }
+    }
+}
+
+/// The pixels of the image decoded at `scaled` size that rendering crop `c` reads:
+/// (x, y, w, h) in scaled pixels.
+pub fn source_rect(
+    c: CropBox,
+    full: (usize, usize),
+    scaled: (usize, usize),
+) -> (usize, usize, usize, usize) {
+    if scaled == full {
+        (c.x, c.y, c.w, c.h)
+    } else {
+        let m = ScaledCrop::new(c, full, scaled);
+        (m.ix0, m.iy0, m.ix1 - m.ix0, m.iy1 - m.iy0)
+    }
+}
+
 /// Per-worker render buffers.
 #[derive(Debug, Default)]
 pub struct Renderer {
@@ -84,35 +140,36 @@ impl Renderer {
     /// into `src` coordinates with sub-pixel precision. At full scale the result is exactly
     /// torchvision's crop-then-resize.
     pub fn render(&mut self, src: &RgbImage, full: (usize, usize), p: &ViewParams, out: &mut [u8]) {
+        self.render_placed(src, &Placement::whole(full, src), p, out);
+    }
+
+    /// [`Renderer::render`] from pixels that may be only a rectangle of the (scaled) source, as
+    /// `placement` says; the result is the same as from the whole decode as long as the rectangle
+    /// holds `source_rect(p.crop, …)` (what the loader decodes).
+    pub fn render_placed(
+        &mut self,
+        src: &RgbImage,
+        placement: &Placement,
+        p: &ViewParams,
+        out: &mut [u8],
+    ) {
         let (ow, oh) = p.out;
-        if (src.width, src.height) == full {
-            let c = p.crop;
-            let view = src.view().crop(c.x, c.y, c.w, c.h);
+        let (ox, oy) = placement.origin;
+        let c = p.crop;
+        if placement.scaled == placement.full {
+            let view = src.view().crop(c.x - ox, c.y - oy, c.w, c.h);
             self.resizer
                 .resize(view, [0.0, 0.0, c.w as f64, c.h as f64], ow, oh, out);
         } else {
-            let sx = src.width as f64 / full.0 as f64;
-            let sy = src.height as f64 / full.1 as f64;
-            let c = p.crop;
-            let (x0, x1) = (
-                c.x as f64 * sx,
-                ((c.x + c.w) as f64 * sx).min(src.width as f64),
-            );
-            let (y0, y1) = (
-                c.y as f64 * sy,
-                ((c.y + c.h) as f64 * sy).min(src.height as f64),
-            );
-            let (ix0, iy0) = (x0.floor() as usize, y0.floor() as usize);
-            let (ix1, iy1) = (
-                (x1.ceil() as usize).max(ix0 + 1),
-                (y1.ceil() as usize).max(iy0 + 1),
-            );
-            let view = src.view().crop(ix0, iy0, ix1 - ix0, iy1 - iy0);
+            let m = ScaledCrop::new(c, placement.full, placement.scaled);
+            let view = src
+                .view()
+                .crop(m.ix0 - ox, m.iy0 - oy, m.ix1 - m.ix0, m.iy1 - m.iy0);
             let b = [
-                x0 - ix0 as f64,
-                y0 - iy0 as f64,
-                x1 - ix0 as f64,
-                y1 - iy0 as f64,
+                m.x0 - m.ix0 as f64,
+                m.y0 - m.iy0 as f64,
+                m.x1 - m.ix0 as f64,
+                m.y1 - m.iy0 as f64,
             ];
             self.resizer.resize(view, b, ow, oh, out);
         }

@@ -1,5 +1,8 @@
 //! Turns file bytes into RGB pixels. JPEG goes through libjpeg-turbo (the `turbojpeg` crate,
-//! vendored build), optionally with DCT-domain downscaling when the views need fewer pixels;
+//! vendored build), optionally with DCT-domain downscaling when the views need fewer pixels and
+//! decoding only the rectangle the views read (`decode_part`, `jpeg_region`: the file is read no
+//! further than that rectangle's last row, so damage below it goes unnoticed, as it does not
+//! reach the sample; a file without its end marker is decoded whole and refused as truncated);
 //! CMYK/YCCK JPEGs are decoded to CMYK and converted with Pillow's formula (Adobe files are stored
 //! inverted); PNG, WebP, GIF, BMP, TIFF and JPEGs libjpeg-turbo rejects go through the `image` crate.
 //! The format is sniffed from the bytes, not the file name. Images over the pixel cap are refused
@@ -10,6 +13,8 @@ use std::fmt;
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 use crate::image::RgbImage;
+use crate::jpeg_region::{Rect, RegionDecompressor};
+use crate::ops::crop::CropBox;
 
 /// Why an image was not used. The loader counts skips by this kind and names the file in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,6 +81,8 @@ pub const DCT_SCALES: [(usize, usize); 4] = [(1, 8), (1, 4), (1, 2), (1, 1)];
 /// One decoder per worker: owns the libjpeg-turbo handle.
 pub struct Decoder {
     tj: Decompressor,
+    /// RGB decodes (whole or partial) go through the raw API: the safe wrapper cannot crop.
+    partial: RegionDecompressor,
     max_pixels: u64,
     cmyk: Vec<u8>,
 }
@@ -84,6 +91,7 @@ impl Decoder {
     pub fn new(max_pixels: u64) -> Decoder {
         Decoder {
             tj: Decompressor::new().expect("libjpeg-turbo handle"),
+            partial: RegionDecompressor::new(),
             max_pixels,
             cmyk: Vec::new(),
         }
@@ -144,19 +152,45 @@ impl Decoder {
         scale: (usize, usize),
         out: &mut RgbImage,
     ) -> Result<(), DecodeError> {
+        self.decode_part(bytes, info, scale, None, out).map(|_| ())
+    }
+
+    /// [`Decoder::decode`] of only the pixels in `want` ((x, y, w, h) in pixels at the decode
+    /// scale, see `augment::source_rect`) and some context around them, where the format allows
+    /// (DCT-scalable JPEGs that end with their EOI marker: a truncated file is decoded whole, so
+    /// it is refused whatever part a view needs). Returns where the decoded rectangle sits.
+    pub fn decode_part(
+        &mut self,
+        bytes: &[u8],
+        info: &ImageInfo,
+        scale: (usize, usize),
+        want: Option<(usize, usize, usize, usize)>,
+        out: &mut RgbImage,
+    ) -> Result<Placement, DecodeError> {
+        let full = (info.width, info.height);
         if info.format == Format::Jpeg {
             if info.dct_scalable {
-                match self.decode_jpeg_rgb(bytes, scale, out) {
-                    Ok(()) => return Ok(()),
+                let want = want
+                    .filter(|_| bytes.ends_with(&[0xFF, 0xD9]))
+                    .map(|(x, y, w, h)| Rect { x, y, w, h });
+                match self.decode_jpeg_rgb(bytes, scale, want, out) {
+                    Ok(origin) => {
+                        return Ok(Placement {
+                            full,
+                            scaled: scaled_size(full, scale),
+                            origin,
+                        })
+                    }
                     Err(e) if e.kind == SkipKind::Truncated => return Err(e),
                     // libjpeg-turbo refused it: give the pure-Rust decoder a chance (below).
                     Err(_) => {}
                 }
             } else if let Ok(()) = self.decode_jpeg_cmyk(bytes, out) {
-                return Ok(());
+                return Ok(Placement::whole(full, out));
             }
         }
-        decode_with_image_crate(bytes, info, self.max_pixels, out)
+        decode_with_image_crate(bytes, info, self.max_pixels, out)?;
+        Ok(Placement::whole(full, out))
     }
 
     /// Probes and decodes `bytes` at full resolution into `out`; returns what the header said.
@@ -170,39 +204,25 @@ impl Decoder {
         Ok(info)
     }
 
+    /// Returns the decoded rectangle's top-left corner.
     fn decode_jpeg_rgb(
         &mut self,
         bytes: &[u8],
         scale: (usize, usize),
+        want: Option<Rect>,
         out: &mut RgbImage,
-    ) -> Result<(), DecodeError> {
-        let factor = ScalingFactor::new(scale.0, scale.1);
-        self.tj
-            .set_scaling_factor(factor)
-            .map_err(|e| err(SkipKind::Corrupt, e.to_string()))?;
-        let h = self
-            .tj
-            .read_header(bytes)
-            .map_err(|e| err(SkipKind::Corrupt, e.to_string()))?;
-        let (w, hgt) = (factor.scale(h.width), factor.scale(h.height));
-        out.reset(w, hgt);
-        let res = self.tj.decompress(
-            bytes,
-            Image {
-                pixels: &mut out.data[..],
-                width: w,
-                pitch: w * 3,
-                height: hgt,
-                format: PixelFormat::RGB,
-            },
-        );
-        match res {
-            Ok(()) => Ok(()),
+    ) -> Result<(usize, usize), DecodeError> {
+        match self.partial.decode(bytes, scale, want, &mut out.data) {
+            Ok(d) => {
+                out.width = d.rect.w;
+                out.height = d.rect.h;
+                Ok((d.rect.x, d.rect.y))
+            }
             // Pillow refuses truncated files too ("image file is truncated").
-            Err(e) if e.to_string().contains("Premature end of JPEG file") => {
+            Err(e) if e.contains("Premature end of JPEG file") => {
                 Err(err(SkipKind::Truncated, "premature end of JPEG data"))
             }
-            Err(e) => Err(err(SkipKind::Corrupt, e.to_string())),
+            Err(e) => Err(err(SkipKind::Corrupt, e)),
         }
     }
 
@@ -232,6 +252,14 @@ impl Decoder {
         cmyk_to_rgb(&self.cmyk, has_adobe_marker(bytes), &mut out.data);
         Ok(())
     }
+}
+
+/// TurboJPEG's scaled size: ⌈d·num/denom⌉ per side.
+pub fn scaled_size(full: (usize, usize), (num, denom): (usize, usize)) -> (usize, usize) {
+    (
+        (full.0 * num).div_ceil(denom),
+        (full.1 * num).div_ceil(denom),
+    )
 }
 
 /// Adobe's APP14 segment marks CMYK JPEGs whose samples are stored inverted (Photoshop's habit).
@@ -302,8 +330,31 @@ fn decode_with_image_crate(
 /// A region a view reads: its crop size in full-resolution pixels and the size it is resized to.
 #[derive(Debug, Clone, Copy)]
 pub struct RegionNeed {
-    pub crop: (usize, usize),
+    /// The crop, in full-resolution pixels.
+    pub crop: CropBox,
+    /// The size it is resized to.
     pub out: (usize, usize),
+}
+
+/// Where decoded pixels sit: the image's full-resolution size, its size at the decode's DCT scale,
+/// and the top-left corner, in scaled pixels, of the rectangle that was decoded (the decoded
+/// buffer's own size is that rectangle's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub full: (usize, usize),
+    pub scaled: (usize, usize),
+    pub origin: (usize, usize),
+}
+
+impl Placement {
+    /// `src` is the whole image (maybe DCT-scaled) of an image `full` in size.
+    pub fn whole(full: (usize, usize), src: &RgbImage) -> Placement {
+        Placement {
+            full,
+            scaled: (src.width, src.height),
+            origin: (0, 0),
+        }
+    }
 }
 
 /// The smallest DCT scale (num, denom) at which every needed region keeps at least its output
@@ -311,7 +362,7 @@ pub struct RegionNeed {
 pub fn pick_dct_scale(needs: &[RegionNeed]) -> (usize, usize) {
     for &(num, denom) in &DCT_SCALES {
         let ok = needs.iter().all(|n| {
-            let ((cw, ch), (ow, oh)) = (n.crop, n.out);
+            let ((cw, ch), (ow, oh)) = ((n.crop.w, n.crop.h), n.out);
             cw * num >= ow * denom && ch * num >= oh * denom
         });
         if ok {
@@ -328,7 +379,12 @@ mod tests {
     #[test]
     fn dct_scale_never_drops_below_output_resolution() {
         let n = |cw, ch| RegionNeed {
-            crop: (cw, ch),
+            crop: CropBox {
+                x: 0,
+                y: 0,
+                w: cw,
+                h: ch,
+            },
             out: (224, 224),
         };
         assert_eq!(pick_dct_scale(&[n(2000, 1800)]), (1, 8));

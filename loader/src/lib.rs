@@ -5,6 +5,7 @@ pub mod augment;
 pub mod daemon;
 pub mod decode;
 pub mod image;
+pub mod jpeg_region;
 pub mod ops;
 pub mod pipeline;
 pub mod proposals;

@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Result};
 use rand::Rng;
 
+use crate::augment::source_rect;
 use crate::augment::Renderer;
-use crate::decode::{pick_dct_scale, DecodeError, Decoder, ImageInfo, RegionNeed, SkipKind};
+use crate::decode::{
+    pick_dct_scale, scaled_size, DecodeError, Decoder, ImageInfo, Placement, RegionNeed, SkipKind,
+};
 use crate::image::RgbImage;
 use crate::rng::{sample_rng, Stream};
 use crate::source::Dataset;
@@ -69,6 +72,8 @@ pub struct Loaded<P> {
     pub label: i64,
     /// Full-resolution size from the header; the decoded pixels may be DCT-downscaled.
     pub full_size: (usize, usize),
+    /// Where the decoded pixels sit (they may be only the rectangle the views read).
+    pub placement: Placement,
     /// Which of `ImageIo::images` holds the pixels.
     pub slot: usize,
 }
@@ -186,18 +191,32 @@ impl ImageIo {
         self.read(index)?;
         let header: ImageInfo = self.decoder.probe(&self.bytes)?;
         let (p, needs) = plan(index, header.width, header.height);
+        let needs = needs.as_ref();
         let scale = if self.dct_scaling && header.dct_scalable {
-            pick_dct_scale(needs.as_ref())
+            pick_dct_scale(needs)
         } else {
             (1, 1)
         };
-        self.decoder
-            .decode(&self.bytes, &header, scale, &mut self.images[slot])?;
+        // Decode only the union of what the views read.
+        let full = (header.width, header.height);
+        let scaled = scaled_size(full, scale);
+        let want = needs
+            .iter()
+            .map(|n| source_rect(n.crop, full, scaled))
+            .reduce(|a, b| {
+                let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));
+                let (x1, y1) = ((a.0 + a.2).max(b.0 + b.2), (a.1 + a.3).max(b.1 + b.3));
+                (x0, y0, x1 - x0, y1 - y0)
+            });
+        let placement =
+            self.decoder
+                .decode_part(&self.bytes, &header, scale, want, &mut self.images[slot])?;
         Ok(Loaded {
             plan: p,
             index,
             label: self.dataset.entries[index].label,
-            full_size: (header.width, header.height),
+            full_size: full,
+            placement,
             slot,
         })
     }

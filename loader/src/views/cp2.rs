@@ -118,7 +118,8 @@ impl Cp2 {
         })?;
         let (fg_index, fg_label) = (fg.index, fg.label);
         for (v, p) in fg.plan.iter().enumerate() {
-            io.renderer.render(&io.images[0], fg.full_size, p, out[v]);
+            io.renderer
+                .render_placed(&io.images[0], &fg.placement, p, out[v]);
         }
         // The background view goes to the worker's scratch buffer: no allocation per sample.
         let mut bg = std::mem::take(&mut io.scratch);
@@ -130,7 +131,7 @@ impl Cp2 {
                 (p, [p.need()])
             })?;
             io.renderer
-                .render(&io.images[1 + c], b.full_size, &b.plan, &mut bg);
+                .render_placed(&io.images[1 + c], &b.placement, &b.plan, &mut bg);
             let win = d.windows[c];
             // Composite: the foreground view inside the window, the background outside.
             let (view, rest) = out.split_at_mut(2);

@@ -68,7 +68,8 @@ impl Views for PatchMoco {
             (p, [p[0].need(), p[1].need()])
         })?;
         for (v, p) in img.plan.iter().enumerate() {
-            io.renderer.render(&io.images[0], img.full_size, p, out[v]);
+            io.renderer
+                .render_placed(&io.images[0], &img.placement, p, out[v]);
         }
         let m = cell_matches(
             &img.plan[0],

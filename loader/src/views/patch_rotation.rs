@@ -79,7 +79,7 @@ impl Views for PatchRotation {
             (p, [p.need()])
         })?;
         io.renderer
-            .render(&io.images[0], img.full_size, &img.plan, out[0]);
+            .render_placed(&io.images[0], &img.placement, &img.plan, out[0]);
         let rotations = self.draw_rotations(info);
         let (g, p) = (self.cfg.grid, size / self.cfg.grid);
         let mut tmp = Vec::new();

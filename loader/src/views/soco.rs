@@ -482,7 +482,7 @@ impl Views for Soco {
                         Ok(d) => self.needs(d),
                         Err(_) => {
                             [RegionNeed {
-                                crop: (w, h),
+                                crop: CropBox::full(w, h),
                                 out: (w, h),
                             }; 4]
                         }
@@ -490,7 +490,7 @@ impl Views for Soco {
                     (d, needs)
                 })?;
                 let d = loaded.plan?;
-                (d, loaded.index, loaded.label, loaded.full_size)
+                (d, loaded.index, loaded.label, loaded.placement)
             }
             Proposals::OnTheFly => {
                 // Selective search needs the full-resolution pixels: no DCT scaling.
@@ -498,7 +498,7 @@ impl Views for Soco {
                     (
                         (),
                         [RegionNeed {
-                            crop: (w, h),
+                            crop: CropBox::full(w, h),
                             out: (w, h),
                         }],
                     )
@@ -517,14 +517,15 @@ impl Views for Soco {
                     self.draw(info, w, h, &rects),
                     loaded.index,
                     loaded.label,
-                    loaded.full_size,
+                    loaded.placement,
                 )
             }
         };
-        let (d, index, label, full) = img;
+        let (d, index, label, placement) = img;
         let nviews = d.views.len();
         for (v, p) in d.views.iter().enumerate() {
-            io.renderer.render(&io.images[0], full, p, out[v]);
+            io.renderer
+                .render_placed(&io.images[0], &placement, p, out[v]);
         }
         for (c, squares) in d.cutouts.iter().enumerate() {
             let p = &d.views[1 + c];

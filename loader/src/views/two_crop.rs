@@ -46,7 +46,7 @@ impl Views for TwoCrop {
         })?;
         for (v, p) in img.plan.iter().enumerate() {
             io.renderer
-                .render(&io.images[img.slot], img.full_size, p, out[v]);
+                .render_placed(&io.images[img.slot], &img.placement, p, out[v]);
         }
         out[2].copy_from_slice(&(img.index as i64).to_le_bytes());
         out[3].copy_from_slice(&img.label.to_le_bytes());

@@ -1,0 +1,121 @@
+//! Decoding only the rectangle a sample's views read (libjpeg-turbo's cropping region, at the DCT
+//! scale the loader picks) renders exactly the views a whole decode renders — on real photos and on
+//! re-encodes of one in every chroma subsampling, progressive and arithmetic-coded, for random
+//! MoCo v2 crops.
+
+use loader::augment::{draw, source_rect, Renderer};
+use loader::decode::{pick_dct_scale, scaled_size, Decoder, RegionNeed};
+use loader::image::RgbImage;
+use rand::SeedableRng;
+use turbojpeg::{Image, PixelFormat, Subsamp};
+
+fn images() -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    names.sort();
+    let mut out: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .step_by(8)
+        .map(|p| (p.display().to_string(), std::fs::read(p).unwrap()))
+        .collect();
+    // One photo re-encoded with each subsampling (the iMCU width and the chroma upsampling differ).
+    let mut full = RgbImage::default();
+    Decoder::new(1 << 28)
+        .decode_full(&out[0].1, &mut full)
+        .unwrap();
+    for (name, sub) in [
+        ("444", Subsamp::None),
+        ("422", Subsamp::Sub2x1),
+        ("420", Subsamp::Sub2x2),
+        ("440", Subsamp::Sub1x2),
+        ("gray", Subsamp::Gray),
+    ] {
+        let img = Image {
+            pixels: &full.data[..],
+            width: full.width,
+            pitch: full.width * 3,
+            height: full.height,
+            format: PixelFormat::RGB,
+        };
+        let jpeg = turbojpeg::compress(img, 90, sub).unwrap();
+        out.push((format!("re-encoded {name}"), jpeg.to_vec()));
+    }
+    // Progressive (all scans are read whatever the region) and arithmetic-coded.
+    for (name, progressive, arithmetic) in
+        [("progressive", true, false), ("arithmetic", false, true)]
+    {
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(90).unwrap();
+        c.set_progressive(progressive).unwrap();
+        c.set_arithmetic(arithmetic).unwrap();
+        let img = Image {
+            pixels: &full.data[..],
+            width: full.width,
+            pitch: full.width * 3,
+            height: full.height,
+            format: PixelFormat::RGB,
+        };
+        out.push((name.to_string(), c.compress_to_vec(img).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn partial_decodes_render_the_same_views_as_whole_decodes() {
+    let cfg = config::ViewAugment::default();
+    let mut dec = Decoder::new(1 << 28);
+    let (mut part, mut whole) = (RgbImage::default(), RgbImage::default());
+    let mut r = Renderer::new();
+    let (mut partial_cases, mut cases) = (0, 0);
+    for (name, bytes) in images() {
+        let info = dec.probe(&bytes).unwrap();
+        let full = (info.width, info.height);
+        for trial in 0..12u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(trial);
+            let views: Vec<_> = (0..1 + trial as usize % 2)
+                .map(|_| draw(&mut rng, &cfg, full.0, full.1))
+                .collect();
+            let needs: Vec<RegionNeed> = views.iter().map(|v| v.need()).collect();
+            // The loader's scale, and full resolution (where the crop is used as is).
+            for scale in [pick_dct_scale(&needs), (1, 1)] {
+                let scaled = scaled_size(full, scale);
+                let want = needs
+                    .iter()
+                    .map(|n| source_rect(n.crop, full, scaled))
+                    .reduce(|a, b| {
+                        let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));
+                        let (x1, y1) = ((a.0 + a.2).max(b.0 + b.2), (a.1 + a.3).max(b.1 + b.3));
+                        (x0, y0, x1 - x0, y1 - y0)
+                    });
+                let placement = dec
+                    .decode_part(&bytes, &info, scale, want, &mut part)
+                    .unwrap();
+                dec.decode(&bytes, &info, scale, &mut whole).unwrap();
+                assert_eq!(placement.scaled, (whole.width, whole.height), "{name}");
+                cases += 1;
+                partial_cases += ((part.width, part.height) != placement.scaled) as usize;
+                for (v, p) in views.iter().enumerate() {
+                    let mut a = vec![0u8; p.out.0 * p.out.1 * 3];
+                    let mut b = a.clone();
+                    r.render_placed(&part, &placement, p, &mut a);
+                    r.render(&whole, full, p, &mut b);
+                    assert!(
+                        a == b,
+                        "{name}: trial {trial} view {v} at scale {scale:?} (decoded {:?} at {:?})",
+                        (part.width, part.height),
+                        placement.origin
+                    );
+                }
+            }
+        }
+    }
+    // The test means something only if most decodes were in fact partial.
+    assert!(
+        partial_cases * 2 > cases,
+        "only {partial_cases} of {cases} decodes were partial"
+    );
+}
