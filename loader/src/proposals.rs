@@ -10,6 +10,7 @@
 //! Boxes are SoCo's `[x, y, w, h]` (w = max_x − min_x) in pixels of the full-resolution image,
 //! stored (and returned) sorted; their order carries no meaning.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -404,13 +405,34 @@ impl ProposalStore {
         let off = off as usize;
         let h = &self.map[off..off + 24];
         let clen = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+        let raw_len = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
         let sum = u64::from_le_bytes(h[16..24].try_into().unwrap());
         let comp = &self.map[off + 24..off + 24 + clen];
         if checksum(comp) != sum {
             bail!("proposal store block at {off} fails its checksum");
         }
-        let items = decode_block_where(&zstd::decode_all(comp)?, |k| k == key.as_bytes())?;
-        Ok(items.into_iter().next())
+        // Every sample reads a whole block: one decompression context and buffer per thread
+        // instead of a fresh context and allocation each time.
+        thread_local! {
+            static BLOCK: RefCell<Option<(zstd::bulk::Decompressor<'static>, Vec<u8>)>> =
+                const { RefCell::new(None) };
+        }
+        BLOCK.with_borrow_mut(|state| {
+            let (dctx, buf) = match state {
+                Some(s) => s,
+                None => state.insert((zstd::bulk::Decompressor::new()?, Vec::new())),
+            };
+            buf.clear();
+            buf.reserve(raw_len);
+            let n = dctx
+                .decompress_to_buffer(comp, buf)
+                .with_context(|| format!("proposal store block at {off}"))?;
+            if n != raw_len {
+                bail!("proposal store block at {off}: {n} bytes, the header says {raw_len}");
+            }
+            let items = decode_block_where(buf, |k| k == key.as_bytes())?;
+            Ok(items.into_iter().next())
+        })
     }
 }
 
