@@ -41,6 +41,9 @@ pub struct DaemonArgs {
     /// Decode full-resolution JPEGs only (no DCT-domain downscaling).
     #[arg(long)]
     pub no_dct_scaling: bool,
+    /// Decode whole JPEGs, not only the rectangle the views read (same samples, slower).
+    #[arg(long)]
+    pub no_partial_decode: bool,
     /// Seconds to wait for a trainer to attach.
     #[arg(long, default_value_t = 120)]
     pub attach_timeout_s: u64,
@@ -148,6 +151,7 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         workers: args.workers.unwrap_or(l.workers),
         max_decoded_pixels: l.max_decoded_pixels,
         dct_scaling: !args.no_dct_scaling,
+        partial_decode: !args.no_partial_decode,
     };
     let (stats, stopped) = run_pool(
         &producer,

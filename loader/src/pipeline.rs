@@ -71,6 +71,8 @@ pub struct PoolOptions {
     pub workers: usize,
     pub max_decoded_pixels: u64,
     pub dct_scaling: bool,
+    /// Decode only the part of each JPEG the views read (`ImageIo::partial_decode`).
+    pub partial_decode: bool,
 }
 
 /// What a run did.
@@ -139,6 +141,7 @@ pub fn run_pool(
                 opts.max_decoded_pixels,
                 opts.dct_scaling,
             );
+            io.partial_decode = opts.partial_decode;
             let (fail, samples) = (&fail, &samples);
             let dataset = dataset.clone();
             std::thread::Builder::new()

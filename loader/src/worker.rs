@@ -87,6 +87,8 @@ pub struct ImageIo {
     /// Decode targets; a sample that needs several images uses several slots.
     pub images: Vec<RgbImage>,
     pub dct_scaling: bool,
+    /// Decode only the rectangle the views read (on by default; the same samples either way).
+    pub partial_decode: bool,
     /// A view-sized scratch buffer for builders that render an intermediate view (CP² backgrounds).
     pub scratch: Vec<u8>,
     bytes: Vec<u8>,
@@ -106,6 +108,7 @@ impl ImageIo {
             renderer: Renderer::new(),
             images: Vec::new(),
             dct_scaling,
+            partial_decode: true,
             scratch: Vec::new(),
             bytes: Vec::new(),
         }
@@ -202,6 +205,7 @@ impl ImageIo {
         let scaled = scaled_size(full, scale);
         let want = needs
             .iter()
+            .filter(|_| self.partial_decode)
             .map(|n| source_rect(n.crop, full, scaled))
             .reduce(|a, b| {
                 let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));

@@ -119,3 +119,65 @@ fn partial_decodes_render_the_same_views_as_whole_decodes() {
         "only {partial_cases} of {cases} decodes were partial"
     );
 }
+
+/// Whole samples (MoCo v2 two-crop views, CP² composites with their three decodes)
+/// through the loader's own image I/O: the same bytes with and without partial decoding.
+#[test]
+fn samples_are_the_same_with_and_without_partial_decoding() {
+    use std::sync::Arc;
+
+    use config::{Cp2Config, DatasetConfig, DatasetLayout, MocoV2Config};
+    use loader::source::Dataset;
+    use loader::views::{cp2::Cp2, TwoCrop, Views};
+    use loader::worker::SkipLog;
+    use loader::worker::{ImageIo, SampleInfo};
+
+    let photos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/photos");
+    let ds = Arc::new(
+        Dataset::open(&DatasetConfig {
+            root: photos,
+            layout: DatasetLayout::Flat,
+            proposals: None,
+            max_images: Some(60),
+        })
+        .unwrap(),
+    );
+    let methods: Vec<(&str, Box<dyn Views>)> = vec![
+        (
+            "mocov2",
+            Box::new(TwoCrop::new("mocov2", MocoV2Config::default().view)),
+        ),
+        ("cp2", Box::new(Cp2::new(Cp2Config::default()))),
+    ];
+    for (name, views) in &methods {
+        let sizes: Vec<usize> = views
+            .schema(1)
+            .tensors
+            .iter()
+            .map(|t| t.sample_bytes())
+            .collect();
+        let mut outs: Vec<Vec<Vec<u8>>> = Vec::new();
+        for partial in [true, false] {
+            let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
+            io.partial_decode = partial;
+            let mut all = Vec::new();
+            for position in 0..40u64 {
+                let info = SampleInfo {
+                    seed: 11,
+                    epoch: 0,
+                    position,
+                    index: position as usize % ds.len(),
+                    dataset_len: ds.len(),
+                };
+                let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
+                let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+                views.fill(&info, &mut io, &mut out).unwrap();
+                all.push(bufs.concat());
+            }
+            outs.push(all);
+        }
+        for (i, (a, b)) in outs[0].iter().zip(&outs[1]).enumerate() {
+            assert!(a == b, "{name}: sample {i} differs with partial decoding");
+        }
+    }
+}

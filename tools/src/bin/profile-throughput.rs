@@ -67,6 +67,9 @@ struct Cli {
     /// Decode JPEGs at full resolution only (no DCT-domain downscaling).
     #[arg(long)]
     no_dct_scaling: bool,
+    /// Decode whole JPEGs, not only the rectangle the views read.
+    #[arg(long)]
+    no_partial_decode: bool,
     /// Instead: time listing an ImageFolder tree of this many empty files in 1000 classes (made
     /// under --data), cold and from the index cache.
     #[arg(long)]
@@ -208,6 +211,7 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
         workers,
         max_decoded_pixels: 89_478_485,
         dct_scaling: !cli.no_dct_scaling,
+        partial_decode: !cli.no_partial_decode,
     };
     let stop = AtomicBool::new(false);
     let start = Instant::now();
@@ -256,6 +260,9 @@ fn child(cli: &Cli, what: &str, workers: usize) -> Result<(f64, f64)> {
         "--one-workers",
         &workers.to_string(),
     ]);
+    if cli.no_partial_decode {
+        cmd.arg("--no-partial-decode");
+    }
     if cli.no_dct_scaling {
         cmd.arg("--no-dct-scaling");
     }
@@ -369,7 +376,7 @@ fn main() -> Result<()> {
         median(a.iter().zip(b).map(|(x, y)| x.0 / y.0).collect())
     };
     println!(
-        "{} samples/s on {} ({} samples, {}×{} views, DCT scaling {})",
+        "{} samples/s on {} ({} samples, {}×{} views, DCT scaling {}, partial decoding {})",
         match cli.method.as_str() {
             "soco" => "SoCo (V1, V2, V3 + boxes)",
             "cp2" => "CP² composite",
@@ -379,7 +386,8 @@ fn main() -> Result<()> {
         cli.samples,
         cli.size,
         cli.size,
-        if cli.no_dct_scaling { "off" } else { "on" }
+        if cli.no_dct_scaling { "off" } else { "on" },
+        if cli.no_partial_decode { "off" } else { "on" }
     );
     println!(
         "({} interleaved rounds: median rates, medians of the per-round ratios)",
