@@ -27,6 +27,13 @@ fn images() -> Vec<(String, Vec<u8>)> {
     Decoder::new(1 << 28)
         .decode_full(&out[0].1, &mut full)
         .unwrap();
+    let rgb = || Image {
+        pixels: &full.data[..],
+        width: full.width,
+        pitch: full.width * 3,
+        height: full.height,
+        format: PixelFormat::RGB,
+    };
     for (name, sub) in [
         ("444", Subsamp::None),
         ("422", Subsamp::Sub2x1),
@@ -34,14 +41,7 @@ fn images() -> Vec<(String, Vec<u8>)> {
         ("440", Subsamp::Sub1x2),
         ("gray", Subsamp::Gray),
     ] {
-        let img = Image {
-            pixels: &full.data[..],
-            width: full.width,
-            pitch: full.width * 3,
-            height: full.height,
-            format: PixelFormat::RGB,
-        };
-        let jpeg = turbojpeg::compress(img, 90, sub).unwrap();
+        let jpeg = turbojpeg::compress(rgb(), 90, sub).unwrap();
         out.push((format!("re-encoded {name}"), jpeg.to_vec()));
     }
     // Progressive (all scans are read whatever the region) and arithmetic-coded.
@@ -52,14 +52,7 @@ fn images() -> Vec<(String, Vec<u8>)> {
         c.set_quality(90).unwrap();
         c.set_progressive(progressive).unwrap();
         c.set_arithmetic(arithmetic).unwrap();
-        let img = Image {
-            pixels: &full.data[..],
-            width: full.width,
-            pitch: full.width * 3,
-            height: full.height,
-            format: PixelFormat::RGB,
-        };
-        out.push((name.to_string(), c.compress_to_vec(img).unwrap()));
+        out.push((name.to_string(), c.compress_to_vec(rgb()).unwrap()));
     }
     out
 }
