@@ -252,6 +252,11 @@ fn segment_in(
             size: 1,
         },
     );
+    // The edges this pass rejects, in order, go to the sort's spare buffer: they are the only
+    // ones the min_size pass can act on (an edge merged here, or inside one component when its
+    // turn came, joins pixels that stay together), so it need not walk all the others again.
+    let rejected = &mut ws.scratch;
+    let mut n_rejected = 0;
     for e in sorted {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra == rb {
@@ -266,9 +271,12 @@ fn segment_in(
             let r = forest.join(ra, rb);
             let root = &mut forest.component[r as usize];
             root.threshold = e.cost + k / root.size as f64;
+        } else {
+            rejected[n_rejected] = *e;
+            n_rejected += 1;
         }
     }
-    for e in sorted {
+    for e in &rejected[..n_rejected] {
         let (ra, rb) = (forest.find(e.a), forest.find(e.b));
         if ra != rb && (forest.size(ra) < params.min_size || forest.size(rb) < params.min_size) {
             forest.join(ra, rb);
@@ -415,6 +423,85 @@ mod tests {
         assert_eq!(segment(&img, w, h, &Params::default()), fresh);
         segment(&blocks(20, 15, 5), 20, 15, &Params::default());
         assert_eq!(segment(&img, w, h, &Params::default()), fresh);
+    }
+
+    /// skimage's algorithm written out plainly (`_felzenszwalb_cy`: its union-find joining under the
+    /// smaller index, Int(C) and k/|C| evaluated per edge, the min_size pass over every sorted
+    /// edge, labels by smallest pixel) on the same smoothed planes and edge list, against the
+    /// optimised pass (cached thresholds, union by size, min_size over the rejected edges only).
+    #[test]
+    fn segmentation_equals_a_plain_transcription_of_skimage() {
+        fn plain(rgb: &[u8], w: usize, h: usize, p: &Params) -> Vec<u32> {
+            let n = w * h;
+            let mut planes: [Vec<f64>; 3] = Default::default();
+            let mut tmp = Vec::new();
+            for (c, plane) in planes.iter_mut().enumerate() {
+                *plane = rgb.chunks_exact(3).map(|px| px[c] as f64 / 255.0).collect();
+                gaussian::blur(plane, w, h, p.sigma, &mut tmp);
+            }
+            let mut edges = Vec::new();
+            build_edges(&planes, w, h, &mut edges);
+            edges.sort_by_key(|e| e.key());
+            let mut parent: Vec<usize> = (0..n).collect();
+            let mut size = vec![1usize; n];
+            let mut int = vec![0.0f64; n];
+            fn root(parent: &mut [usize], mut x: usize) -> usize {
+                while parent[x] != x {
+                    x = parent[x];
+                }
+                x
+            }
+            let k = p.scale / 255.0;
+            let join = |parent: &mut Vec<usize>, size: &mut Vec<usize>, a: usize, b: usize| {
+                let (r, o) = if a < b { (a, b) } else { (b, a) };
+                parent[o] = r;
+                size[r] += size[o];
+                r
+            };
+            for e in &edges {
+                let (a, b) = (
+                    root(&mut parent, e.a as usize),
+                    root(&mut parent, e.b as usize),
+                );
+                if a != b
+                    && e.cost < int[a] + k / size[a] as f64
+                    && e.cost < int[b] + k / size[b] as f64
+                {
+                    let r = join(&mut parent, &mut size, a, b);
+                    int[r] = e.cost;
+                }
+            }
+            for e in &edges {
+                let (a, b) = (
+                    root(&mut parent, e.a as usize),
+                    root(&mut parent, e.b as usize),
+                );
+                if a != b && (size[a] < p.min_size || size[b] < p.min_size) {
+                    join(&mut parent, &mut size, a, b);
+                }
+            }
+            let mut label_of = std::collections::HashMap::new();
+            (0..n)
+                .map(|i| {
+                    let r = root(&mut parent, i);
+                    let next = label_of.len() as u32;
+                    *label_of.entry(r).or_insert(next)
+                })
+                .collect()
+        }
+        for (w, h, seed, min_size) in [(61, 43, 7, 100), (90, 70, 3, 30), (40, 64, 11, 200)] {
+            let img = blocks(w, h, seed);
+            let p = Params {
+                min_size,
+                ..Params::default()
+            };
+            let want = plain(&img, w, h, &p);
+            assert!(
+                *want.iter().max().unwrap() > 2,
+                "fixture {w}x{h} too simple"
+            );
+            assert_eq!(segment(&img, w, h, &p), want, "{w}x{h} min_size {min_size}");
+        }
     }
 
     #[test]
