@@ -168,6 +168,11 @@ pub fn segment(rgb: &[u8], width: usize, height: usize, params: &Params) -> Vec<
 /// Fills `edges` with every edge in skimage's order — right, down, down-right, up-right, each
 /// row-major — and its cost, the Euclidean distance of the smoothed colours. Row by row over
 /// contiguous slices into `row`, so the distances vectorise; each is still (d₀² + d₁²) + d₂², √.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2",
+    "x86_64+sse4.1"
+))]
 fn build_edges(
     planes: &[Vec<f64>; 3],
     width: usize,

@@ -26,6 +26,11 @@ fn reflect(mut i: i64, n: i64) -> usize {
 }
 
 /// Blurs `data` (row-major `height × width`, one channel) in place.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512dq",
+    "x86_64+avx2",
+    "x86_64+sse4.1"
+))]
 pub fn blur(data: &mut [f64], width: usize, height: usize, sigma: f64, tmp: &mut Vec<f64>) {
     if sigma <= 0.0 {
         return;
