@@ -123,6 +123,23 @@ pub fn source_rect(
     }
 }
 
+/// The smallest rectangle of the image decoded at `scaled` size holding what every one of `needs`
+/// reads (`source_rect`): (x, y, w, h) in scaled pixels; `None` for no needs.
+pub fn needed_rect(
+    needs: &[RegionNeed],
+    full: (usize, usize),
+    scaled: (usize, usize),
+) -> Option<(usize, usize, usize, usize)> {
+    needs
+        .iter()
+        .map(|n| source_rect(n.crop, full, scaled))
+        .reduce(|a, b| {
+            let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));
+            let (x1, y1) = ((a.0 + a.2).max(b.0 + b.2), (a.1 + a.3).max(b.1 + b.3));
+            (x0, y0, x1 - x0, y1 - y0)
+        })
+}
+
 /// Per-worker render buffers.
 #[derive(Debug, Default)]
 pub struct Renderer {

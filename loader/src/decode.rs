@@ -174,10 +174,10 @@ impl Decoder {
                     .filter(|_| bytes.ends_with(&[0xFF, 0xD9]))
                     .map(|(x, y, w, h)| Rect { x, y, w, h });
                 match self.decode_jpeg_rgb(bytes, scale, want, out) {
-                    Ok(origin) => {
+                    Ok((scaled, origin)) => {
                         return Ok(Placement {
                             full,
-                            scaled: scaled_size(full, scale),
+                            scaled,
                             origin,
                         })
                     }
@@ -204,19 +204,20 @@ impl Decoder {
         Ok(info)
     }
 
-    /// Returns the decoded rectangle's top-left corner.
+    /// Returns the image's size at this scale and the decoded rectangle's top-left corner.
+    #[allow(clippy::type_complexity)]
     fn decode_jpeg_rgb(
         &mut self,
         bytes: &[u8],
         scale: (usize, usize),
         want: Option<Rect>,
         out: &mut RgbImage,
-    ) -> Result<(usize, usize), DecodeError> {
+    ) -> Result<((usize, usize), (usize, usize)), DecodeError> {
         match self.partial.decode(bytes, scale, want, &mut out.data) {
             Ok(d) => {
                 out.width = d.rect.w;
                 out.height = d.rect.h;
-                Ok((d.rect.x, d.rect.y))
+                Ok((d.scaled, (d.rect.x, d.rect.y)))
             }
             // Pillow refuses truncated files too ("image file is truncated").
             Err(e) if e.contains("Premature end of JPEG file") => {

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Result};
 use rand::Rng;
 
-use crate::augment::source_rect;
-use crate::augment::Renderer;
+use crate::augment::{needed_rect, Renderer};
 use crate::decode::{
     pick_dct_scale, scaled_size, DecodeError, Decoder, ImageInfo, Placement, RegionNeed, SkipKind,
 };
@@ -70,9 +69,8 @@ pub struct Loaded<P> {
     /// Dataset index actually used (differs from the requested one after a replacement).
     pub index: usize,
     pub label: i64,
-    /// Full-resolution size from the header; the decoded pixels may be DCT-downscaled.
-    pub full_size: (usize, usize),
-    /// Where the decoded pixels sit (they may be only the rectangle the views read).
+    /// The full-resolution size from the header, and where the decoded pixels sit in the image:
+    /// they may be DCT-downscaled, and only the rectangle the views read.
     pub placement: Placement,
     /// Which of `ImageIo::images` holds the pixels.
     pub slot: usize,
@@ -202,16 +200,8 @@ impl ImageIo {
         };
         // Decode only the union of what the views read.
         let full = (header.width, header.height);
-        let scaled = scaled_size(full, scale);
-        let want = needs
-            .iter()
-            .filter(|_| self.partial_decode)
-            .map(|n| source_rect(n.crop, full, scaled))
-            .reduce(|a, b| {
-                let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));
-                let (x1, y1) = ((a.0 + a.2).max(b.0 + b.2), (a.1 + a.3).max(b.1 + b.3));
-                (x0, y0, x1 - x0, y1 - y0)
-            });
+        let want =
+            needed_rect(needs, full, scaled_size(full, scale)).filter(|_| self.partial_decode);
         let placement =
             self.decoder
                 .decode_part(&self.bytes, &header, scale, want, &mut self.images[slot])?;
@@ -219,7 +209,6 @@ impl ImageIo {
             plan: p,
             index,
             label: self.dataset.entries[index].label,
-            full_size: full,
             placement,
             slot,
         })

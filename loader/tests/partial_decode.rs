@@ -3,7 +3,7 @@
 //! re-encodes of one in every chroma subsampling, progressive and arithmetic-coded, for random
 //! MoCo v2 crops.
 
-use loader::augment::{draw, source_rect, Renderer};
+use loader::augment::{draw, needed_rect, Renderer};
 use loader::decode::{pick_dct_scale, scaled_size, Decoder, RegionNeed};
 use loader::image::RgbImage;
 use rand::SeedableRng;
@@ -76,14 +76,7 @@ fn partial_decodes_render_the_same_views_as_whole_decodes() {
             // The loader's scale, and full resolution (where the crop is used as is).
             for scale in [pick_dct_scale(&needs), (1, 1)] {
                 let scaled = scaled_size(full, scale);
-                let want = needs
-                    .iter()
-                    .map(|n| source_rect(n.crop, full, scaled))
-                    .reduce(|a, b| {
-                        let (x0, y0) = (a.0.min(b.0), a.1.min(b.1));
-                        let (x1, y1) = ((a.0 + a.2).max(b.0 + b.2), (a.1 + a.3).max(b.1 + b.3));
-                        (x0, y0, x1 - x0, y1 - y0)
-                    });
+                let want = needed_rect(&needs, full, scaled);
                 let placement = dec
                     .decode_part(&bytes, &info, scale, want, &mut part)
                     .unwrap();

@@ -503,7 +503,7 @@ impl Views for Soco {
                         }],
                     )
                 })?;
-                let (w, h) = loaded.full_size;
+                let (w, h) = loaded.placement.full;
                 let rgb = &io.images[0];
                 let all = selective_search::selective_search(
                     &rgb.data,
