@@ -13,6 +13,7 @@ use std::fmt;
 use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 use crate::image::RgbImage;
+pub use crate::jpeg_region::scaled_size;
 use crate::jpeg_region::{Rect, RegionDecompressor};
 use crate::ops::crop::CropBox;
 
@@ -253,14 +254,6 @@ impl Decoder {
         cmyk_to_rgb(&self.cmyk, has_adobe_marker(bytes), &mut out.data);
         Ok(())
     }
-}
-
-/// TurboJPEG's scaled size: ⌈d·num/denom⌉ per side.
-pub fn scaled_size(full: (usize, usize), (num, denom): (usize, usize)) -> (usize, usize) {
-    (
-        (full.0 * num).div_ceil(denom),
-        (full.1 * num).div_ceil(denom),
-    )
 }
 
 /// Adobe's APP14 segment marks CMYK JPEGs whose samples are stored inverted (Photoshop's habit).

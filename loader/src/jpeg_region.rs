@@ -5,8 +5,8 @@
 //! conversion (their entropy-coded data must still be parsed), does those steps only for the
 //! region's columns, and stops reading the file after the region's last row — the saving that
 //! matters, as Huffman decoding is most of a decode. The region's left edge must be a multiple of
-//! the scaled iMCU width; its pixels equal the full decode's (tested in `decode.rs`) provided the
-//! region has a margin of context for fancy chroma upsampling (`MARGIN`).
+//! the scaled iMCU width; its pixels equal the full decode's (`loader/tests/partial_decode.rs`)
+//! provided the region has a margin of context for fancy chroma upsampling (`MARGIN`).
 
 use std::ffi::CStr;
 
@@ -19,7 +19,7 @@ pub const MARGIN: usize = 2;
 
 /// iMCU width in pixels per TurboJPEG subsampling (`TJSAMP_444` … `TJSAMP_441`), as
 /// `tjMCUWidth` in turbojpeg.h (a `static` there, so not linkable).
-const MCU_WIDTH: [i32; 7] = [8, 16, 16, 8, 8, 32, 8];
+const MCU_WIDTH: [usize; 7] = [8, 16, 16, 8, 8, 32, 8];
 
 /// A rectangle in pixels of the (scaled) image: left, top, width, height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,16 @@ pub struct Rect {
     pub y: usize,
     pub w: usize,
     pub h: usize,
+}
+
+/// TurboJPEG's size of `d` pixels at scale `num/denom`: ⌈d·num/denom⌉ (`TJSCALED`).
+pub fn scaled_dim(d: usize, (num, denom): (usize, usize)) -> usize {
+    (d * num).div_ceil(denom)
+}
+
+/// [`scaled_dim`] of both sides.
+pub fn scaled_size(full: (usize, usize), scale: (usize, usize)) -> (usize, usize) {
+    (scaled_dim(full.0, scale), scaled_dim(full.1, scale))
 }
 
 /// One TurboJPEG decompression handle.
@@ -102,8 +112,7 @@ impl RegionDecompressor {
                 get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
                 get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
             );
-            let scaled_dim = |d: i32| ((d * sf.num + sf.denom - 1) / sf.denom) as usize;
-            let scaled = (scaled_dim(w), scaled_dim(h));
+            let scaled = scaled_size((w as usize, h as usize), scale);
             let whole = Rect {
                 x: 0,
                 y: 0,
@@ -114,8 +123,7 @@ impl RegionDecompressor {
             let rect = match want {
                 // Partial decoding needs a known subsampling (for the iMCU width).
                 Some(r) if (0..MCU_WIDTH.len() as i32).contains(&subsamp) => {
-                    let mcu_w = MCU_WIDTH[subsamp as usize];
-                    let imcu = ((mcu_w * sf.num + sf.denom - 1) / sf.denom) as usize;
+                    let imcu = scaled_dim(MCU_WIDTH[subsamp as usize], scale);
                     grow_and_align(r, scaled, imcu)
                 }
                 _ => whole,
@@ -169,12 +177,13 @@ impl Drop for RegionDecompressor {
 fn grow_and_align(want: Rect, scaled: (usize, usize), imcu: usize) -> Rect {
     let x1 = (want.x + want.w + MARGIN).min(scaled.0);
     let y1 = (want.y + want.h + MARGIN).min(scaled.1);
-    let x0 = want.x.saturating_sub(MARGIN) / imcu.max(1) * imcu.max(1);
-    let y0 = want.y.saturating_sub(MARGIN).min(y1.saturating_sub(1));
+    // At least one pixel, even for a degenerate `want` at the image's far edge.
+    let x0 = (want.x.saturating_sub(MARGIN) / imcu.max(1) * imcu.max(1)).min(x1 - 1);
+    let y0 = want.y.saturating_sub(MARGIN).min(y1 - 1);
     Rect {
-        x: x0.min(x1.saturating_sub(1)),
+        x: x0,
         y: y0,
-        w: x1 - x0.min(x1.saturating_sub(1)),
+        w: x1 - x0,
         h: y1 - y0,
     }
 }

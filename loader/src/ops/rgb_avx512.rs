@@ -65,6 +65,29 @@ unsafe fn table(t: &[u8; 64]) -> __m512i {
     _mm512_loadu_si512(t.as_ptr() as *const _)
 }
 
+/// R, G and B of block `j` of a group held in registers `z`, as 32-bit lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn unpack_in_group(z: &[__m512i; 3], j: usize) -> [__m512i; 3] {
+    let (a, b) = (z[48 * j / 64], z[(48 * j / 64 + 1).min(2)]);
+    std::array::from_fn(|c| _mm512_maskz_permutex2var_epi8(LOW_BYTES, a, table(&UNPACK[j][c]), b))
+}
+
+/// R, G and B of a lone block (the remainder after the groups), loaded with a mask.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn unpack_lone(p: *const u8) -> [__m512i; 3] {
+    let px = _mm512_maskz_loadu_epi8(BLOCK_MASK, p as *const i8);
+    std::array::from_fn(|c| _mm512_maskz_permutexvar_epi8(LOW_BYTES, table(&UNPACK[0][c]), px))
+}
+
+/// The three registers of the group at `p`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_group(p: *const u8) -> [__m512i; 3] {
+    std::array::from_fn(|k| _mm512_loadu_si512(p.add(64 * k) as *const _))
+}
+
 /// Lanes `r | g << 8 | b << 16` from three lanes of values in 0..=255.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -87,14 +110,8 @@ pub(crate) unsafe fn map_pixels(
     let mut groups = data.chunks_exact_mut(GROUP);
     for g in &mut groups {
         let p = g.as_mut_ptr();
-        let z: [__m512i; 3] =
-            std::array::from_fn(|k| _mm512_loadu_si512(p.add(64 * k) as *const _));
-        let out: [__m512i; 4] = std::array::from_fn(|j| {
-            let (a, b) = (z[48 * j / 64], z[(48 * j / 64 + 1).min(2)]);
-            kernel(std::array::from_fn(|c| {
-                _mm512_maskz_permutex2var_epi8(LOW_BYTES, a, table(&UNPACK[j][c]), b)
-            }))
-        });
+        let z = load_group(p);
+        let out: [__m512i; 4] = std::array::from_fn(|j| kernel(unpack_in_group(&z, j)));
         for k in 0..3 {
             let v = _mm512_permutex2var_epi8(out[k], table(&PACK[k]), out[k + 1]);
             _mm512_storeu_si512(p.add(64 * k) as *mut _, v);
@@ -102,10 +119,7 @@ pub(crate) unsafe fn map_pixels(
     }
     for blk in groups.into_remainder().chunks_exact_mut(BLOCK) {
         let p = blk.as_mut_ptr();
-        let px = _mm512_maskz_loadu_epi8(BLOCK_MASK, p as *const i8);
-        let out = kernel(std::array::from_fn(|c| {
-            _mm512_maskz_permutexvar_epi8(LOW_BYTES, table(&UNPACK[0][c]), px)
-        }));
+        let out = kernel(unpack_lone(p));
         let v = _mm512_permutexvar_epi8(table(&PACK[0]), out);
         _mm512_mask_storeu_epi8(p as *mut i8, BLOCK_MASK, v);
     }
@@ -123,21 +137,13 @@ pub(crate) unsafe fn map_pixels(
 pub(crate) unsafe fn for_each_block(data: &[u8], mut f: impl FnMut([__m512i; 3])) -> usize {
     let mut groups = data.chunks_exact(GROUP);
     for g in &mut groups {
-        let p = g.as_ptr();
-        let z: [__m512i; 3] =
-            std::array::from_fn(|k| _mm512_loadu_si512(p.add(64 * k) as *const _));
+        let z = load_group(g.as_ptr());
         for j in 0..4 {
-            let (a, b) = (z[48 * j / 64], z[(48 * j / 64 + 1).min(2)]);
-            f(std::array::from_fn(|c| {
-                _mm512_maskz_permutex2var_epi8(LOW_BYTES, a, table(&UNPACK[j][c]), b)
-            }));
+            f(unpack_in_group(&z, j));
         }
     }
     for blk in groups.remainder().chunks_exact(BLOCK) {
-        let px = _mm512_maskz_loadu_epi8(BLOCK_MASK, blk.as_ptr() as *const i8);
-        f(std::array::from_fn(|c| {
-            _mm512_maskz_permutexvar_epi8(LOW_BYTES, table(&UNPACK[0][c]), px)
-        }));
+        f(unpack_lone(blk.as_ptr()));
     }
     let n = data.len();
     n - n % BLOCK
