@@ -290,3 +290,33 @@ fn densecl_trains_end_to_end_and_resumes() {
         );
     }
 }
+
+/// `loader.shm_dir` reaches all three processes: the loader creates the segment there, the
+/// trainer attaches to it there, and `launch` cleans up there.
+#[test]
+fn a_configured_segment_directory_is_used_by_both_sides() {
+    let _serial = serial();
+    let dir = tempdir("shmdir");
+    let shm = dir.join("segments");
+    std::fs::create_dir_all(&shm).unwrap();
+    let cfg = config(&dir, "shmdir", 64, 0.03, 32);
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "batch_size: 8)",
+        &format!("batch_size: 8, shm_dir: \"{}\")", shm.display()),
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "3"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("{}/shmdir-", shm.display())),
+        "the loader did not create its segment in {}: {all}",
+        shm.display()
+    );
+    assert_eq!(losses(&dir.join("out/metrics.jsonl")).len(), 3);
+    let left: Vec<_> = std::fs::read_dir(&shm).unwrap().collect();
+    assert!(left.is_empty(), "segments left behind: {left:?}");
+}

@@ -102,14 +102,11 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         .clone()
         .or_else(|| l.shm_name.clone())
         .unwrap_or_else(|| format!("{}-{}", run.name, std::process::id()));
-    let mut opts = ShmOptions {
+    let opts = ShmOptions {
         attach_timeout: Duration::from_secs(args.attach_timeout_s),
         cancel: Some(stop.clone()),
-        ..ShmOptions::default()
+        ..proto_shm::options_for_run(&run)
     };
-    if let Some(dir) = &l.shm_dir {
-        opts.dir = dir.clone();
-    }
     let schema = views.schema(l.batch_size);
     let producer =
         Producer::create(&name, &schema, l.ring_slots, &opts).context("creating the batch ring")?;

@@ -1,11 +1,13 @@
 //! `loader`: serve a run's batches into a shared-memory ring (see `loader::daemon`).
-//! Exit codes: 0 done, 1 error, 3 the trainer went away, 130/143 stopped by SIGINT/SIGTERM.
+//! Exit codes (`proto_shm::exit`): 0 done, 1 error, 3 the trainer went away, 130/143 stopped by
+//! SIGINT/SIGTERM.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use loader::daemon::{self, DaemonArgs, Outcome};
+use proto_shm::exit;
 
 #[derive(Parser)]
 #[command(about = "Loader daemon: decode, augment and write batches into a shared-memory ring")]
@@ -26,20 +28,16 @@ fn main() -> ExitCode {
     match daemon::run(&cli.args) {
         Ok(Outcome::Finished(stats)) => {
             println!("{}", daemon::summary(&stats));
-            ExitCode::SUCCESS
+            ExitCode::from(exit::OK)
         }
         Ok(Outcome::Signalled(sig, stats)) => {
             println!("{}", daemon::summary(&stats));
             eprintln!("loader: stopped by signal {sig}; segment removed");
-            ExitCode::from(128 + sig as u8)
+            ExitCode::from(exit::signalled(sig))
         }
         Err(e) => {
             eprintln!("loader: error: {e:#}");
-            let peer_gone = e.chain().any(|c| {
-                c.downcast_ref::<proto_shm::ShmError>()
-                    .is_some_and(|s| s.is_peer_gone())
-            });
-            ExitCode::from(if peer_gone { 3 } else { 1 })
+            ExitCode::from(exit::code_for(e.chain()))
         }
     }
 }

@@ -73,11 +73,9 @@ fn composite_is_foreground_inside_and_background_outside() {
             index: position as usize * 7,
             dataset_len: ds.len(),
         };
-        let mut bufs: Vec<Vec<u8>> = cp2.schema_sizes().iter().map(|&n| vec![0u8; n]).collect();
-        {
-            let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            cp2.fill(&info, &mut io, &mut out).unwrap();
-        }
+        let mut sample = proto_shm::SampleBuffers::new(&cp2.schema(1));
+        cp2.fill(&info, &mut io, &mut sample.tensors()).unwrap();
+        let bufs = sample.into_vecs();
         let d = cp2.draw(&info);
         let mut r = Renderer::new();
         let fg = decode(ds.path_of(info.index));

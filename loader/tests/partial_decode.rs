@@ -136,12 +136,6 @@ fn samples_are_the_same_with_and_without_partial_decoding() {
         ("cp2", Box::new(Cp2::new(Cp2Config::default()))),
     ];
     for (name, views) in &methods {
-        let sizes: Vec<usize> = views
-            .schema(1)
-            .tensors
-            .iter()
-            .map(|t| t.sample_bytes())
-            .collect();
         let mut outs: Vec<Vec<Vec<u8>>> = Vec::new();
         for partial in [true, false] {
             let mut io = ImageIo::new(ds.clone(), Arc::new(SkipLog::default()), 1 << 28, true);
@@ -155,10 +149,9 @@ fn samples_are_the_same_with_and_without_partial_decoding() {
                     index: position as usize % ds.len(),
                     dataset_len: ds.len(),
                 };
-                let mut bufs: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0u8; n]).collect();
-                let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-                views.fill(&info, &mut io, &mut out).unwrap();
-                all.push(bufs.concat());
+                let mut sample = proto_shm::SampleBuffers::new(&views.schema(1));
+                views.fill(&info, &mut io, &mut sample.tensors()).unwrap();
+                all.push(sample.into_vecs().concat());
             }
             outs.push(all);
         }

@@ -41,15 +41,9 @@ fn unrotating_with_the_labels_restores_the_view() {
             dataset_len: ds.len(),
         };
         let schema = plr.schema(1);
-        let mut bufs: Vec<Vec<u8>> = schema
-            .tensors
-            .iter()
-            .map(|t| vec![0u8; t.sample_bytes()])
-            .collect();
-        {
-            let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            plr.fill(&info, &mut io, &mut out).unwrap();
-        }
+        let mut sample = proto_shm::SampleBuffers::new(&schema);
+        plr.fill(&info, &mut io, &mut sample.tensors()).unwrap();
+        let bufs = sample.into_vecs();
         // Independent render of the un-rotated view.
         let bytes = std::fs::read(ds.path_of(info.index)).unwrap();
         let mut img = RgbImage::default();

@@ -139,15 +139,9 @@ fn flat_dataset(root: &Path, max_images: Option<usize>) -> Arc<Dataset> {
 
 /// One sample's tensors, in schema order.
 fn fill(soco: &Soco, io: &mut ImageIo, info: &SampleInfo) -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut bufs: Vec<Vec<u8>> = soco
-        .schema(1)
-        .tensors
-        .iter()
-        .map(|t| vec![0u8; t.sample_bytes()])
-        .collect();
-    let mut out: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-    soco.fill(info, io, &mut out)?;
-    Ok(bufs)
+    let mut sample = proto_shm::SampleBuffers::new(&soco.schema(1));
+    soco.fill(info, io, &mut sample.tensors())?;
+    Ok(sample.into_vecs())
 }
 
 fn run(star: bool) {

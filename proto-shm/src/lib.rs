@@ -15,7 +15,10 @@
 //! killed — in which case the next producer on that name recognises it as stale and reclaims it.
 
 pub mod error;
+pub mod exit;
 pub mod ring;
+pub mod run;
+pub mod sample;
 pub mod schema;
 pub mod schemas;
 pub mod segment;
@@ -23,6 +26,8 @@ mod wait;
 
 pub use error::{Role, ShmError};
 pub use ring::{Batch, BatchMeta, Consumer, Producer, SampleWriter, SlotWriter};
+pub use run::options_for_run;
+pub use sample::{SampleBuffers, SampleTensors};
 pub use schema::{DType, Layout, Schema, TensorSpec};
 pub use segment::{validate_name, ShmOptions};
 

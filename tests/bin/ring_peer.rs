@@ -179,7 +179,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             if e.is_peer_gone() {
-                ExitCode::from(3)
+                ExitCode::from(proto_shm::exit::PEER_GONE)
             } else {
                 ExitCode::from(2)
             }

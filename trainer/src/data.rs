@@ -6,29 +6,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use burn::tensor::{DType, Device, Int, Tensor, TensorCreationOptions, TensorData};
-use config::{MethodConfig, RunConfig};
+use config::RunConfig;
 use proto_shm::{BatchMeta, Consumer, Schema, ShmOptions};
+
+use crate::method::Method;
+use crate::methods::WithMethod;
 
 /// ImageNet mean and std on [0, 1] RGB.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// The ring schema the trainer expects for a run, built from its own config.
+/// The ring schema the trainer expects for a run, built from its own config by its method.
 pub fn expected_schema(run: &RunConfig) -> Result<Schema> {
-    let b = run.loader.batch_size;
-    Ok(match &run.method {
-        MethodConfig::MocoV2(m) => proto_shm::schemas::two_crop("mocov2", b, m.view.size),
-        MethodConfig::DenseCl(d) => proto_shm::schemas::two_crop("densecl", b, d.moco.view.size),
-        MethodConfig::Soco(s) => proto_shm::schemas::soco(
-            b,
-            s.image_size,
-            s.v3_size,
-            s.star.then_some(s.v4_size),
-            s.boxes_per_view,
-        ),
-        MethodConfig::Cp2(c) => proto_shm::schemas::cp2(b, c.view.size, c.output_stride),
-        other => anyhow::bail!("the trainer does not train {} yet", other.name()),
-    })
+    struct SchemaOf<'a>(&'a RunConfig);
+    impl WithMethod for SchemaOf<'_> {
+        type Output = Result<Schema>;
+        fn call<M: Method>(self) -> Result<Schema> {
+            M::schema(self.0)
+        }
+    }
+    crate::methods::with_method(&run.method, SchemaOf(run))?
 }
 
 /// u8 HWC images `[n, h, w, 3]` → normalised float `[n, 3, h, w]` on `device`.
@@ -44,19 +41,48 @@ pub fn images_to_device(bytes: &[u8], n: usize, h: usize, w: usize, device: &Dev
     (x - mean) / std
 }
 
-/// One batch as a method sees it: every image tensor of the schema on the device (normalised,
-/// `[n, 3, h, w]`, in schema order), every other tensor as host bytes by name (box lists, ids and
-/// masks are small and mostly steer host-side bookkeeping).
+/// One batch as a method sees it, every tensor by its schema name (`proto_shm::schemas::names`):
+/// image tensors on the device (normalised, `[n, 3, h, w]`), every other tensor as host bytes
+/// (box lists, ids and masks are small and mostly steer host-side bookkeeping).
 pub struct StepBatch {
-    pub views: Vec<Tensor<4>>,
+    pub images: BTreeMap<String, Tensor<4>>,
     pub host: BTreeMap<String, Vec<u8>>,
     pub meta: BatchMeta,
 }
 
 impl StepBatch {
+    /// A batch from named device images and named host tensors (benchmarks and tests).
+    pub fn new(
+        images: impl IntoIterator<Item = (&'static str, Tensor<4>)>,
+        host: impl IntoIterator<Item = (&'static str, Vec<u8>)>,
+    ) -> StepBatch {
+        StepBatch {
+            images: images
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            host: host.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            meta: BatchMeta {
+                epoch: 0,
+                index_in_epoch: 0,
+            },
+        }
+    }
+
+    /// Image tensor `name` (present by construction: the schema was checked on attach).
+    pub fn image(&self, name: &str) -> Tensor<4> {
+        match self.images.get(name) {
+            Some(t) => t.clone(),
+            None => panic!("the batch has no image tensor {name:?}"),
+        }
+    }
+
     /// Host tensor `name` (present by construction: the schema was checked on attach).
     pub fn bytes(&self, name: &str) -> &[u8] {
-        &self.host[name]
+        match self.host.get(name) {
+            Some(b) => b,
+            None => panic!("the batch has no host tensor {name:?}"),
+        }
     }
 
     pub fn f32s(&self, name: &str) -> Vec<f32> {
@@ -126,12 +152,13 @@ impl RingBatches {
         self.waited += t.elapsed();
         let Some(batch) = batch else { return Ok(None) };
         let n = self.batch;
-        let mut views = Vec::new();
+        let mut images = BTreeMap::new();
         let mut host = BTreeMap::new();
         for (i, spec) in self.schema.tensors.iter().enumerate() {
             match (spec.dtype, spec.shape.as_slice()) {
                 (proto_shm::DType::U8, &[h, w, 3]) => {
-                    views.push(images_to_device(batch.tensor(i), n, h, w, &self.device))
+                    let t = images_to_device(batch.tensor(i), n, h, w, &self.device);
+                    images.insert(spec.name.clone(), t);
                 }
                 _ => {
                     host.insert(spec.name.clone(), batch.tensor(i).to_vec());
@@ -139,7 +166,7 @@ impl RingBatches {
             }
         }
         Ok(Some(StepBatch {
-            views,
+            images,
             host,
             meta: batch.meta(),
         }))

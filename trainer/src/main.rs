@@ -1,5 +1,5 @@
 //! `trainer`: pretrain from the loader's ring (see `trainer::train`).
-//! Exit codes: 0 done, 1 error, 3 the loader went away.
+//! Exit codes (`proto_shm::exit`): 0 done, 1 error, 3 the loader went away.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -25,15 +25,11 @@ fn main() -> ExitCode {
     match trainer::train::run(&cli.args) {
         Ok(s) => {
             trainer::train::print_summary(&s);
-            ExitCode::SUCCESS
+            ExitCode::from(proto_shm::exit::OK)
         }
         Err(e) => {
             eprintln!("trainer: error: {e:#}");
-            let peer_gone = e.chain().any(|c| {
-                c.downcast_ref::<proto_shm::ShmError>()
-                    .is_some_and(|s| s.is_peer_gone())
-            });
-            ExitCode::from(if peer_gone { 3 } else { 1 })
+            ExitCode::from(proto_shm::exit::code_for(e.chain()))
         }
     }
 }

@@ -2,9 +2,11 @@
 //! online encoder and moves towards it by exactly (1 − m) of the gap.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use trainer::methods::mocov2::{Encoder, MocoV2};
+use proto_shm::schemas::names;
+use trainer::data::StepBatch;
+use trainer::method::{train_step, StepCtx};
+use trainer::methods::mocov2::MocoV2;
 use trainer::nn::resnet::Depth;
 use trainer::queue::Queue;
 
@@ -71,19 +73,26 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
         momentum: 0.9,
         ..Default::default()
     };
-    let mut query = Encoder::new(Depth::R18, &cfg, &device);
-    let mut moco = MocoV2::new(&cfg, Depth::R18, &query, &device);
+    let (mut query, mut moco) = MocoV2::build(&cfg, Depth::R18, &device);
     let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
         lr: 0.5,
         momentum: 0.0,
         weight_decay: 0.0,
     });
     let x = || Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    // The trainer's own step: EMA update of the key, loss (enqueuing the keys), SGD step.
+    let mut step = |query: &mut _, moco: &mut MocoV2, i: usize| {
+        let batch = StepBatch::new([(names::VIEW0, x()), (names::VIEW1, x())], []);
+        let ctx = StepCtx {
+            step: i,
+            total: 10,
+            seed: i as u64,
+        };
+        train_step(query, moco, &mut optim, 0.5, &batch, ctx);
+    };
     // Step 1: the key starts as a copy of the query, and the queue takes the first keys.
-    let (loss, _) = moco.loss(&query, x(), x(), 1);
+    step(&mut query, &mut moco, 1);
     assert_eq!(moco.queue.filled, 4);
-    let grads = GradientsParams::from_grads(loss.backward(), &query);
-    query = optim.step(0.5, query, grads);
     let key_before = params(&moco.key);
     let q_now = params(&query);
     assert_ne!(
@@ -92,7 +101,7 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
         "the query moved, the key did not yet"
     );
     // Step 2: the key moves by (1 − m) of the gap before its forward pass.
-    let _ = moco.loss(&query, x(), x(), 2);
+    step(&mut query, &mut moco, 2);
     let key_after = params(&moco.key);
     assert_eq!(key_before.len(), key_after.len());
     let mut checked = 0;
@@ -112,8 +121,8 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
     assert_ne!(values(&key_after), values(&q_now));
     assert_eq!(moco.queue.filled, 8);
     // Step 3 wraps the 12-key queue.
-    let _ = moco.loss(&query, x(), x(), 3);
+    step(&mut query, &mut moco, 3);
     assert_eq!((moco.queue.filled, moco.queue.ptr), (12, 0));
-    let _ = moco.loss(&query, x(), x(), 4);
+    step(&mut query, &mut moco, 4);
     assert_eq!((moco.queue.filled, moco.queue.ptr), (12, 4));
 }

@@ -10,7 +10,8 @@
 
 use anyhow::Result;
 use config::Cp2Config;
-use proto_shm::Schema;
+use proto_shm::schemas::names;
+use proto_shm::{SampleTensors, Schema};
 use rand::Rng;
 
 use crate::augment::{self, ViewParams};
@@ -97,16 +98,7 @@ impl Cp2 {
         augment::draw(&mut rng, &self.cfg.view, w, h)
     }
 
-    /// Bytes per sample of each tensor of the schema, in order.
-    pub fn schema_sizes(&self) -> Vec<usize> {
-        self.schema(1)
-            .tensors
-            .iter()
-            .map(|t| t.sample_bytes())
-            .collect()
-    }
-
-    fn compose(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn compose(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         let size = self.cfg.view.size;
         let d = self.draw(info);
         let fg = io.load(info, info.index, 0, |w, h| {
@@ -117,9 +109,12 @@ impl Cp2 {
             (p, [p[0].need(), p[1].need()])
         })?;
         let (fg_index, fg_label) = (fg.index, fg.label);
-        for (v, p) in fg.plan.iter().enumerate() {
+        let mut composites = [out.take(names::VIEW0), out.take(names::VIEW1)];
+        let masks = [out.take(names::MASK0), out.take(names::MASK1)];
+        let grids = [out.take(names::GRID0), out.take(names::GRID1)];
+        for (view, p) in composites.iter_mut().zip(&fg.plan) {
             io.renderer
-                .render_placed(&io.images[0], &fg.placement, p, out[v]);
+                .render_placed(&io.images[0], &fg.placement, p, view);
         }
         // The background view goes to the worker's scratch buffer: no allocation per sample.
         let mut bg = std::mem::take(&mut io.scratch);
@@ -134,9 +129,7 @@ impl Cp2 {
                 .render_placed(&io.images[1 + c], &b.placement, &b.plan, &mut bg);
             let win = d.windows[c];
             // Composite: the foreground view inside the window, the background outside.
-            let (view, rest) = out.split_at_mut(2);
-            let view = &mut view[c];
-            let mask = &mut rest[c];
+            let (view, mask) = (&mut *composites[c], &mut *masks[c]);
             // Row by row: rows outside the window take the whole background row; rows through
             // it take the background left and right of it.
             for y in 0..size {
@@ -153,7 +146,6 @@ impl Cp2 {
                 }
             }
             let g = size / stride;
-            let (masks, grids) = rest.split_at_mut(2);
             for gy in 0..g {
                 for gx in 0..g {
                     grids[c][gy * g + gx] =
@@ -162,8 +154,10 @@ impl Cp2 {
             }
         }
         io.scratch = bg;
-        out[6].copy_from_slice(&(fg_index as i64).to_le_bytes());
-        out[7].copy_from_slice(&fg_label.to_le_bytes());
+        out.take(names::INDEX)
+            .copy_from_slice(&(fg_index as i64).to_le_bytes());
+        out.take(names::LABEL)
+            .copy_from_slice(&fg_label.to_le_bytes());
         Ok(())
     }
 }
@@ -173,7 +167,7 @@ impl Views for Cp2 {
         proto_shm::schemas::cp2(batch_size, self.cfg.view.size, self.cfg.output_stride)
     }
 
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         self.compose(info, io, out)
     }
 }

@@ -9,7 +9,7 @@ mod two_crop;
 
 use anyhow::Result;
 use config::{MethodConfig, RunConfig};
-use proto_shm::{SampleWriter, Schema};
+use proto_shm::{SampleTensors, SampleWriter, Schema};
 
 pub use two_crop::TwoCrop;
 
@@ -18,12 +18,12 @@ use crate::worker::{ImageIo, SampleInfo};
 pub trait Views: Send + Sync {
     /// The ring schema for batches of `batch_size` samples.
     fn schema(&self, batch_size: usize) -> Schema;
-    /// Writes sample `info` into `out` — one buffer per schema tensor, in order, each one sample's
-    /// bytes — loading images through `io`.
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()>;
+    /// Writes sample `info` into `out` — one sample's bytes of each schema tensor, taken by
+    /// name (`proto_shm::schemas::names`) — loading images through `io`.
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()>;
     /// Writes sample `info` in place into its ring slot.
     fn build(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleWriter) -> Result<()> {
-        self.fill(info, io, &mut out.tensors_mut())
+        self.fill(info, io, &mut out.named())
     }
 }
 

@@ -6,7 +6,8 @@
 
 use anyhow::Result;
 use config::PatchMocoConfig;
-use proto_shm::Schema;
+use proto_shm::schemas::names;
+use proto_shm::{SampleTensors, Schema};
 
 use crate::augment::ViewParams;
 use crate::worker::{ImageIo, SampleInfo};
@@ -62,14 +63,14 @@ impl Views for PatchMoco {
         proto_shm::schemas::patch_moco(batch_size, self.cfg.moco.view.size, self.cfg.cell_stride)
     }
 
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         let img = io.load(info, info.index, 0, |w, h| {
             let p = self.two.draw(info, w, h);
             (p, [p[0].need(), p[1].need()])
         })?;
-        for (v, p) in img.plan.iter().enumerate() {
+        for (name, p) in [names::VIEW0, names::VIEW1].into_iter().zip(&img.plan) {
             io.renderer
-                .render_placed(&io.images[0], &img.placement, p, out[v]);
+                .render_placed(&io.images[0], &img.placement, p, out.take(name));
         }
         let m = cell_matches(
             &img.plan[0],
@@ -77,11 +78,14 @@ impl Views for PatchMoco {
             self.cfg.moco.view.size,
             self.cfg.cell_stride,
         );
+        let matches = out.take(names::MATCH);
         for (k, c) in m.iter().enumerate() {
-            out[2][k * 4..k * 4 + 4].copy_from_slice(&c.to_le_bytes());
+            matches[k * 4..k * 4 + 4].copy_from_slice(&c.to_le_bytes());
         }
-        out[3].copy_from_slice(&(img.index as i64).to_le_bytes());
-        out[4].copy_from_slice(&img.label.to_le_bytes());
+        out.take(names::INDEX)
+            .copy_from_slice(&(img.index as i64).to_le_bytes());
+        out.take(names::LABEL)
+            .copy_from_slice(&img.label.to_le_bytes());
         Ok(())
     }
 }

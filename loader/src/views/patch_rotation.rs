@@ -5,7 +5,8 @@
 
 use anyhow::Result;
 use config::PatchRotationConfig;
-use proto_shm::Schema;
+use proto_shm::schemas::names;
+use proto_shm::{SampleTensors, Schema};
 use rand::Rng;
 
 use crate::augment;
@@ -71,24 +72,27 @@ impl Views for PatchRotation {
         proto_shm::schemas::patch_rotation(batch_size, self.cfg.view.size, self.cfg.grid)
     }
 
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         let size = self.cfg.view.size;
         let img = io.load(info, info.index, 0, |w, h| {
             let mut rng = sample_rng(info.seed, info.epoch, info.position, Stream::View(0));
             let p = augment::draw(&mut rng, &self.cfg.view, w, h);
             (p, [p.need()])
         })?;
+        let view = out.take(names::VIEW0);
         io.renderer
-            .render_placed(&io.images[0], &img.placement, &img.plan, out[0]);
+            .render_placed(&io.images[0], &img.placement, &img.plan, view);
         let rotations = self.draw_rotations(info);
         let (g, p) = (self.cfg.grid, size / self.cfg.grid);
         let mut tmp = Vec::new();
         for (k, &r) in rotations.iter().enumerate() {
-            rotate_patch(out[0], size, (k % g) * p, (k / g) * p, p, r, &mut tmp);
+            rotate_patch(view, size, (k % g) * p, (k / g) * p, p, r, &mut tmp);
         }
-        out[1].copy_from_slice(&rotations);
-        out[2].copy_from_slice(&(img.index as i64).to_le_bytes());
-        out[3].copy_from_slice(&img.label.to_le_bytes());
+        out.take(names::ROTATION).copy_from_slice(&rotations);
+        out.take(names::INDEX)
+            .copy_from_slice(&(img.index as i64).to_le_bytes());
+        out.take(names::LABEL)
+            .copy_from_slice(&img.label.to_le_bytes());
         Ok(())
     }
 }

@@ -21,7 +21,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use config::{SocoConfig, ViewAugment};
-use proto_shm::Schema;
+use proto_shm::schemas::names;
+use proto_shm::{SampleTensors, Schema};
 use rand::Rng;
 
 use crate::augment::{self, ViewParams};
@@ -470,7 +471,7 @@ impl Views for Soco {
         )
     }
 
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         let img = match &self.proposals {
             Proposals::Store(store) => {
                 let dataset = io.dataset.clone();
@@ -522,35 +523,38 @@ impl Views for Soco {
             }
         };
         let (d, index, label, placement) = img;
-        let nviews = d.views.len();
-        for (v, p) in d.views.iter().enumerate() {
+        // d.views: V1, V2, V3 (and V4 for SoCo*); the cutouts go on V2 and V3.
+        let view_names = [names::VIEW1, names::VIEW2, names::VIEW3, names::VIEW4];
+        for (v, (p, name)) in d.views.iter().zip(view_names).enumerate() {
+            let view = out.take(name);
             io.renderer
-                .render_placed(&io.images[0], &placement, p, out[v]);
-        }
-        for (c, squares) in d.cutouts.iter().enumerate() {
-            let p = &d.views[1 + c];
-            for sq in squares {
-                paint(out[1 + c], p.out.0, *sq, p.flip);
+                .render_placed(&io.images[0], &placement, p, view);
+            if let Some(squares) = v.checked_sub(1).and_then(|c| d.cutouts.get(c)) {
+                for sq in squares {
+                    paint(view, p.out.0, *sq, p.flip);
+                }
             }
         }
         let k = self.cfg.boxes_per_view;
-        let (boxes, rest) = out[nviews..].split_at_mut(1);
-        let (ids, rest) = rest.split_at_mut(1);
-        let (levels, rest) = rest.split_at_mut(1);
+        let boxes = out.take(names::BOXES);
+        let ids = out.take(names::BOX_IDS);
+        let levels = out.take(names::BOX_LEVELS);
+        // d.sets are in SOCO_BOX_SETS order, the rows of the box tensors.
         for (s, set) in d.sets.iter().enumerate() {
             debug_assert_eq!(set.len(), k);
             for (i, b) in set.iter().enumerate() {
                 let slot = s * k + i;
                 for (c, v) in b.coords.iter().enumerate() {
-                    boxes[0][(slot * 4 + c) * 4..(slot * 4 + c) * 4 + 4]
+                    boxes[(slot * 4 + c) * 4..(slot * 4 + c) * 4 + 4]
                         .copy_from_slice(&v.to_le_bytes());
                 }
-                ids[0][slot * 4..slot * 4 + 4].copy_from_slice(&b.id.to_le_bytes());
-                levels[0][slot] = b.level;
+                ids[slot * 4..slot * 4 + 4].copy_from_slice(&b.id.to_le_bytes());
+                levels[slot] = b.level;
             }
         }
-        rest[0].copy_from_slice(&(index as i64).to_le_bytes());
-        rest[1].copy_from_slice(&label.to_le_bytes());
+        out.take(names::INDEX)
+            .copy_from_slice(&(index as i64).to_le_bytes());
+        out.take(names::LABEL).copy_from_slice(&label.to_le_bytes());
         Ok(())
     }
 }

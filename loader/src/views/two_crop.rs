@@ -7,7 +7,8 @@
 
 use anyhow::Result;
 use config::ViewAugment;
-use proto_shm::Schema;
+use proto_shm::schemas::names;
+use proto_shm::{SampleTensors, Schema};
 
 use crate::augment::{self, ViewParams};
 use crate::rng::{sample_rng, Stream};
@@ -39,17 +40,19 @@ impl Views for TwoCrop {
         proto_shm::schemas::two_crop(self.method, batch_size, self.view.size)
     }
 
-    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut [&mut [u8]]) -> Result<()> {
+    fn fill(&self, info: &SampleInfo, io: &mut ImageIo, out: &mut SampleTensors) -> Result<()> {
         let img = io.load(info, info.index, 0, |w, h| {
             let p = self.draw(info, w, h);
             (p, [p[0].need(), p[1].need()])
         })?;
-        for (v, p) in img.plan.iter().enumerate() {
+        for (name, p) in [names::VIEW0, names::VIEW1].into_iter().zip(&img.plan) {
             io.renderer
-                .render_placed(&io.images[img.slot], &img.placement, p, out[v]);
+                .render_placed(&io.images[img.slot], &img.placement, p, out.take(name));
         }
-        out[2].copy_from_slice(&(img.index as i64).to_le_bytes());
-        out[3].copy_from_slice(&img.label.to_le_bytes());
+        out.take(names::INDEX)
+            .copy_from_slice(&(img.index as i64).to_le_bytes());
+        out.take(names::LABEL)
+            .copy_from_slice(&img.label.to_le_bytes());
         Ok(())
     }
 }

@@ -9,19 +9,20 @@
 //!   * cp2: key EMA, query segmentor (OS16 ResNet, ASPP, projection) forward + backward, key
 //!     forward in 2 shuffled sub-batches, instance + dense losses on a 4096-key queue, one SGD step.
 //!
-//! Each step ends by reading the loss back (which waits for the device). Prints one JSON line:
-//! median and all step times, peak RSS.
+//! Each step is the trainer's own step function (`trainer::method::train_step`: EMA update,
+//! loss, backward, optimiser step) and ends by reading the loss back (which waits for the
+//! device). Prints one JSON line: median and all step times, peak RSS.
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
+use anyhow::Result;
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::Parser;
-use proto_shm::BatchMeta;
+use config::{MethodConfig, RunConfig};
+use proto_shm::schemas::names;
 use trainer::data::StepBatch;
-use trainer::methods::mocov2::{Encoder, MocoV2};
-use trainer::methods::{cp2, soco};
-use trainer::nn::resnet::Depth;
+use trainer::method::{self, Method, StepCtx};
+use trainer::methods::{with_method, WithMethod};
 
 #[derive(Parser)]
 struct Cli {
@@ -44,8 +45,8 @@ struct Cli {
     /// flex (CPU), tch (libtorch CPU; needs the `tch` feature) or cuda (needs the `cuda` feature).
     #[arg(long, default_value = "flex")]
     backend: String,
-    /// mocov2: also time the parts of a step on their own (an extra EMA update after each step,
-    /// the SGD step) and print their medians. CPU backends only: their ops are synchronous.
+    /// Also time the parts of a step on their own (an extra EMA update after each step, the
+    /// optimiser step) and print their medians. CPU backends only: their ops are synchronous.
     #[arg(long)]
     phases: bool,
 }
@@ -110,17 +111,18 @@ fn soco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
         }
     }
     let img = |r: usize| Tensor::<4>::random([n, 3, r, r], Distribution::Normal(0.0, 1.0), device);
-    StepBatch {
-        views: vec![img(res), img(res), img(res / 2)],
-        host: [("boxes", boxes), ("box_ids", ids), ("box_levels", levels)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        meta: BatchMeta {
-            epoch: 0,
-            index_in_epoch: 0,
-        },
-    }
+    StepBatch::new(
+        [
+            (names::VIEW1, img(res)),
+            (names::VIEW2, img(res)),
+            (names::VIEW3, img(res / 2)),
+        ],
+        [
+            (names::BOXES, boxes),
+            (names::BOX_IDS, ids),
+            (names::BOX_LEVELS, levels),
+        ],
+    )
 }
 
 /// A synthetic CP² batch: two composites and their OS16 masks (a centred window of ~60 %).
@@ -133,32 +135,16 @@ fn cp2_batch(n: usize, res: usize, device: &Device) -> StepBatch {
         })
         .collect();
     let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
-    StepBatch {
-        views: vec![img(), img()],
-        host: [("grid0", mask.clone()), ("grid1", mask)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        meta: BatchMeta {
-            epoch: 0,
-            index_in_epoch: 0,
-        },
-    }
+    StepBatch::new(
+        [(names::VIEW0, img()), (names::VIEW1, img())],
+        [(names::GRID0, mask.clone()), (names::GRID1, mask)],
+    )
 }
 
-/// Runs `step` (which returns the loss it read back) for the warm-up and timed steps and prints
-/// the JSON line.
-fn time_steps(cli: &Cli, mut step: impl FnMut(usize) -> f64) {
-    let mut times = Vec::new();
-    let mut last = 0.0;
-    for i in 0..cli.warmup + cli.steps {
-        let t = Instant::now();
-        last = step(i);
-        if i >= cli.warmup {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    report(cli, times, last);
+/// A synthetic MoCo v2 batch: two random views.
+fn two_crop_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
+    StepBatch::new([(names::VIEW0, img()), (names::VIEW1, img())], [])
 }
 
 fn report(cli: &Cli, times: Vec<f64>, last: f64) {
@@ -175,122 +161,161 @@ fn report(cli: &Cli, times: Vec<f64>, last: f64) {
     );
 }
 
-fn bench_soco(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
-    let cfg = config::SocoConfig {
-        roi_all_levels: !cli.roi_assigned_only,
-        ..Default::default()
-    };
-    let mut online = soco::Online::new(depth, &cfg, device);
-    let mut state = soco::Soco::new(&cfg, depth, &online, device);
-    let mut optim = trainer::optim::build(&config::Optimizer::Lars {
-        lr: 1.0,
-        momentum: 0.9,
-        weight_decay: 1e-5,
-        trust_coefficient: 0.001,
-        eps: 1e-8,
-    });
-    let batch = soco_batch(cli.batch, cli.res, device);
-    time_steps(cli, |step| {
-        let (loss, _) = state.loss(&online, &batch, step, 1000);
-        let grads = GradientsParams::from_grads(loss.backward(), &online);
-        replace_with::replace_with_or_abort(&mut online, |m| optim.step(0.1, m, grads));
-        loss.into_scalar::<f32>() as f64
-    });
-    Ok(())
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
 }
 
-fn bench_cp2(cli: &Cli, depth: Depth, device: &Device) -> anyhow::Result<()> {
-    let cfg = config::Cp2Config {
-        queue_size: 4096,
-        key_bn: config::KeyBatchNorm::ShuffledSubBatches(2),
-        ..Default::default()
+/// The run config the benchmark's step is built from, as tests/reference's PyTorch steps set
+/// theirs: 4096-key queues and 2 shuffled sub-batches (the config default, 8, is MoCo's 8-GPU
+/// grouping of a 256 batch; at batch 32 it would run 8 key forwards of 4).
+fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
+    let arch = if cli.arch == "r50" {
+        config::Arch::ResNet50
+    } else {
+        config::Arch::ResNet18
     };
-    let mut query = cp2::Segmentor::new(depth, &cfg, device);
-    let mut state = cp2::Cp2::new(&cfg, depth, &query, device);
-    let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
-        lr: 0.015,
-        momentum: 0.9,
-        weight_decay: 1e-4,
-    });
-    let batch = cp2_batch(cli.batch, cli.res, device);
-    time_steps(cli, |step| {
-        let (loss, _) = state.loss(&query, &batch, step as u64);
-        let grads = GradientsParams::from_grads(loss.backward(), &query);
-        replace_with::replace_with_or_abort(&mut query, |m| optim.step(0.015, m, grads));
-        loss.into_scalar::<f32>() as f64
-    });
-    Ok(())
+    let two_shards = config::KeyBatchNorm::ShuffledSubBatches(2);
+    let (method, optimizer, lr) = match cli.method.as_str() {
+        "mocov2" => (
+            MethodConfig::MocoV2(config::MocoV2Config {
+                queue_size: 4096,
+                proj_hidden: if arch == config::Arch::ResNet50 {
+                    2048
+                } else {
+                    512
+                },
+                key_bn: two_shards,
+                ..Default::default()
+            }),
+            config::Optimizer::Sgd {
+                lr: 0.03,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            },
+            0.03,
+        ),
+        "soco" => (
+            MethodConfig::Soco(config::SocoConfig {
+                roi_all_levels: !cli.roi_assigned_only,
+                ..Default::default()
+            }),
+            config::Optimizer::Lars {
+                lr: 1.0,
+                momentum: 0.9,
+                weight_decay: 1e-5,
+                trust_coefficient: 0.001,
+                eps: 1e-8,
+            },
+            0.1,
+        ),
+        "cp2" => (
+            MethodConfig::Cp2(config::Cp2Config {
+                queue_size: 4096,
+                key_bn: two_shards,
+                ..Default::default()
+            }),
+            config::Optimizer::Sgd {
+                lr: 0.015,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            },
+            0.015,
+        ),
+        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2)"),
+    };
+    let text = format!(
+        "(name: \"bench\", dataset: (root: \".\"), method: MocoV2(()), loader: (batch_size: {}))",
+        cli.batch
+    );
+    let mut run = RunConfig::from_str(&text, "trainer-bench")?;
+    run.method = method;
+    run.trainer.arch = arch;
+    run.trainer.optimizer = optimizer;
+    Ok((run, lr))
 }
 
-fn main() -> anyhow::Result<()> {
+struct Bench<'a> {
+    cli: &'a Cli,
+    run: &'a RunConfig,
+    lr: f64,
+    batch: &'a StepBatch,
+    device: &'a Device,
+}
+
+impl WithMethod for Bench<'_> {
+    type Output = Result<()>;
+    fn call<M: Method>(self) -> Result<()> {
+        let (cli, device) = (self.cli, self.device);
+        let (mut online, mut method) = M::new(self.run, device)?;
+        let mut optim = trainer::optim::build(&self.run.trainer.optimizer);
+        let mut times = Vec::new();
+        let mut last = 0.0;
+        for i in 0..cli.warmup + cli.steps {
+            let ctx = StepCtx {
+                step: i,
+                total: 1000,
+                seed: i as u64,
+            };
+            let t = Instant::now();
+            let (loss, _) = method::train_step(
+                &mut online,
+                &mut method,
+                &mut optim,
+                self.lr,
+                self.batch,
+                ctx,
+            );
+            // The first queue's first key as well: the key forward must have run.
+            last = loss
+                + method.queues().first().map_or(0.0, |(_, q)| {
+                    q.keys.clone().slice([0..1, 0..1]).into_scalar::<f32>() as f64
+                });
+            if i >= cli.warmup {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        report(cli, times, last);
+        if cli.phases {
+            // The EMA as extra updates after the timed steps (so they do not count in the step
+            // time); the optimiser step alone on zero-loss gradients is not representative, so
+            // it is left to profilers.
+            let ema_ms: Vec<f64> = (0..cli.steps)
+                .map(|_| {
+                    let t = Instant::now();
+                    if let Some(target) = method.target_mut() {
+                        trainer::ema::update(target, M::target_source(&online), 0.999);
+                    }
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            eprintln!(
+                "phases_ms: ema {:.1} (measured as extra updates)",
+                median(ema_ms)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn main() -> Result<()> {
     let cli = Cli::parse();
     let device = device(&cli.backend)?;
     device.seed(0);
-    let depth = if cli.arch == "r50" {
-        Depth::R50
-    } else {
-        Depth::R18
+    let (run, lr) = bench_run(&cli)?;
+    let batch = match cli.method.as_str() {
+        "soco" => soco_batch(cli.batch, cli.res, &device),
+        "cp2" => cp2_batch(cli.batch, cli.res, &device),
+        _ => two_crop_batch(cli.batch, cli.res, &device),
     };
-    match cli.method.as_str() {
-        "soco" => return bench_soco(&cli, depth, &device),
-        "cp2" => return bench_cp2(&cli, depth, &device),
-        "mocov2" => {}
-        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2)"),
-    }
-    let cfg = config::MocoV2Config {
-        queue_size: 4096,
-        proj_hidden: depth.out_channels(),
-        // As tests/reference/torch_step.py: 2 sub-batches (the config default, 8, is MoCo's
-        // 8-GPU grouping of a 256 batch; at batch 32 it would run 8 key forwards of 4).
-        key_bn: config::KeyBatchNorm::ShuffledSubBatches(2),
-        ..Default::default()
-    };
-    let mut query = Encoder::new(depth, &cfg, &device);
-    let mut moco = MocoV2::new(&cfg, depth, &query, &device);
-    let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
-        lr: 0.03,
-        momentum: 0.9,
-        weight_decay: 1e-4,
-    });
-    let shape = [cli.batch, 3, cli.res, cli.res];
-    let x0 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    let x1 = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    // Optimiser time is taken inside the timed step; the EMA, with --phases, as extra updates
-    // after the timed steps (so they do not count in the step time).
-    let mut optim_ms = Vec::new();
-    time_steps(&cli, |step| {
-        let (loss, _) = moco.loss(&query, x0.clone(), x1.clone(), step as u64);
-        let grads = GradientsParams::from_grads(loss.backward(), &query);
-        let t_optim = Instant::now();
-        replace_with::replace_with_or_abort(&mut query, |m| optim.step(0.03, m, grads));
-        if step >= cli.warmup {
-            optim_ms.push(t_optim.elapsed().as_secs_f64() * 1e3);
-        }
-        // The queue's first key as well: the key forward must have run.
-        moco.queue
-            .keys
-            .clone()
-            .slice([0..1, 0..1])
-            .into_scalar::<f32>() as f64
-            + loss.into_scalar::<f32>() as f64
-    });
-    if cli.phases {
-        let ema_ms: Vec<f64> = (0..cli.steps)
-            .map(|_| {
-                let t = Instant::now();
-                trainer::ema::update(&mut moco.key, &query, 0.999);
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v[v.len() / 2]
-        };
-        eprintln!(
-            "phases_ms: ema {:.1} (measured as extra updates), sgd step {:.1}",
-            median(ema_ms),
-            median(optim_ms)
-        );
-    }
-    Ok(())
+    with_method(
+        &run.method,
+        Bench {
+            cli: &cli,
+            run: &run,
+            lr,
+            batch: &batch,
+            device: &device,
+        },
+    )?
 }

@@ -6,25 +6,26 @@
 //! keys computed in shuffled sub-batches (single-device Shuffle-BN, as for MoCo v2).
 //!
 //! Quick Tuning: `init_from` loads a backbone trained by another run (a MoCo v2 run's
-//! `backbone.record` or its `last.ckpt`), the ASPP head and projection start at random.
+//! `backbone.record` or its `last.ckpt`, see [`crate::pretrained`]), the ASPP head and projection
+//! start at random.
 
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
-use burn::module::{Module, ModuleVisitor, Param};
+use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use config::Cp2Config;
+use config::{Cp2Config, RunConfig};
+use proto_shm::schemas::names;
+use proto_shm::Schema;
 
-use super::mocov2::shuffled_sub_batches;
-use super::LossTerms;
 use crate::data::StepBatch;
 use crate::ema;
 use crate::loss::cp2::{dense_loss, instance_loss};
 use crate::loss::l2_normalize;
+use crate::method::{LossTerms, Method, StepCtx};
 use crate::nn::aspp::Aspp;
 use crate::nn::heads::DenseMlp;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 use crate::queue::Queue;
+use crate::shuffle_bn::shuffled_sub_batches;
 
 #[derive(Module, Debug)]
 pub struct Segmentor {
@@ -60,89 +61,6 @@ impl Segmentor {
     }
 }
 
-struct CountParams(usize);
-
-impl ModuleVisitor for CountParams {
-    fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
-        self.0 += 1;
-    }
-}
-
-/// Number of parameter tensors of a module (BN running statistics are buffers, not counted).
-pub fn param_tensors<M: Module>(m: &M) -> usize {
-    let mut c = CountParams(0);
-    m.visit(&mut c);
-    c.0
-}
-
-/// What Quick Tuning loaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitReport {
-    pub loaded: usize,
-    pub fresh: Vec<&'static str>,
-}
-
-/// Loads a backbone into `model`: a `backbone.record` written by one of our runs, a MoCo v2 /
-/// DenseCL `last.ckpt` of ours, or a torchvision-layout `.safetensors` state dict (e.g. MoCo's
-/// released weights converted; `module.encoder_q.` prefixes are stripped).
-pub fn init_backbone(
-    model: Segmentor,
-    path: &Path,
-    depth: Depth,
-    device: &Device,
-) -> Result<(Segmentor, InitReport)> {
-    let bytes = if path.extension().is_some_and(|e| e == "ckpt") {
-        let ck = crate::checkpoint::load(path)?;
-        // The checkpoint carries its run's config: rebuild that run's encoder to read it.
-        let run = config::RunConfig::from_str(&ck.state.config, &path.display().to_string())?;
-        let theirs = Depth::from(run.trainer.arch);
-        if theirs != depth {
-            bail!(
-                "{}: the checkpoint's backbone is {theirs:?}, this run's is {depth:?}",
-                path.display()
-            );
-        }
-        let query = ck.blob("query")?;
-        let backbone = match &run.method {
-            config::MethodConfig::MocoV2(m) => {
-                let enc = crate::methods::mocov2::Encoder::new(depth, m, device);
-                crate::train::load_module_lenient(enc, query)?.backbone
-            }
-            config::MethodConfig::DenseCl(m) => {
-                let enc = crate::methods::densecl::Encoder::new(depth, m, device);
-                crate::train::load_module_lenient(enc, query)?.backbone
-            }
-            other => bail!(
-                "{}: Quick Tuning starts from a MoCo v2 or DenseCL checkpoint, this one is {}",
-                path.display(),
-                other.name()
-            ),
-        };
-        crate::train::record_bytes(&backbone)?
-    } else if path.extension().is_some_and(|e| e == "safetensors") {
-        let (backbone, loaded) = crate::nn::resnet::load_torchvision(model.backbone, path)?;
-        return Ok((
-            Segmentor { backbone, ..model },
-            InitReport {
-                loaded,
-                fresh: vec!["aspp", "projection"],
-            },
-        ));
-    } else {
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
-    };
-    let backbone = crate::train::load_module_lenient(model.backbone, &bytes)
-        .with_context(|| format!("{}: not a {depth:?} backbone record", path.display()))?;
-    let loaded = param_tensors(&backbone);
-    Ok((
-        Segmentor { backbone, ..model },
-        InitReport {
-            loaded,
-            fresh: vec!["aspp", "projection"],
-        },
-    ))
-}
-
 /// The parts of CP² that the optimiser does not train.
 pub struct Cp2 {
     pub cfg: Cp2Config,
@@ -151,33 +69,86 @@ pub struct Cp2 {
 }
 
 impl Cp2 {
-    pub fn new(cfg: &Cp2Config, depth: Depth, query: &Segmentor, device: &Device) -> Cp2 {
-        Cp2 {
+    pub fn build(cfg: &Cp2Config, depth: Depth, device: &Device) -> (Segmentor, Cp2) {
+        let query = Segmentor::new(depth, cfg, device);
+        let state = Cp2 {
             cfg: cfg.clone(),
-            key: ema::copy_of(query, Segmentor::new(depth, cfg, device)),
+            key: ema::copy_of(&query, Segmentor::new(depth, cfg, device)),
             queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
+        };
+        (query, state)
+    }
+}
+
+impl Method for Cp2 {
+    type Online = Segmentor;
+    type Target = Segmentor;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(Segmentor, Cp2)> {
+        let cfg = crate::method_config!(run, Cp2);
+        let depth = Depth::from(run.trainer.arch);
+        let mut query = Segmentor::new(depth, cfg, device);
+        if let Some(path) = &cfg.init_from {
+            let (backbone, report) =
+                crate::pretrained::load_backbone(query.backbone, path, depth, device)?;
+            query.backbone = backbone;
+            report.print("quick tuning", path, &query, &["aspp", "projection"]);
         }
+        // The key starts as a copy of the (possibly pretrained) query.
+        let state = Cp2 {
+            cfg: cfg.clone(),
+            key: ema::copy_of(&query, Segmentor::new(depth, cfg, device)),
+            queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
+        };
+        Ok((query, state))
     }
 
-    /// One step: composites `view0` (queries) and `view1` (keys) with their OS16 grid masks.
-    pub fn loss(
+    fn schema(run: &RunConfig) -> Result<Schema> {
+        let c = crate::method_config!(run, Cp2);
+        Ok(proto_shm::schemas::cp2(
+            run.loader.batch_size,
+            c.view.size,
+            c.output_stride,
+        ))
+    }
+
+    fn target_mut(&mut self) -> Option<&mut Segmentor> {
+        Some(&mut self.key)
+    }
+    fn target(&self) -> Option<&Segmentor> {
+        Some(&self.key)
+    }
+    fn target_source(online: &Segmentor) -> &Segmentor {
+        online
+    }
+    fn momentum(&self, _: StepCtx) -> f64 {
+        self.cfg.momentum as f64
+    }
+
+    fn queues(&self) -> Vec<(&'static str, &Queue)> {
+        vec![("queue", &self.queue)]
+    }
+    fn queues_mut(&mut self) -> Vec<(&'static str, &mut Queue)> {
+        vec![("queue", &mut self.queue)]
+    }
+
+    /// Composites `view0` (queries) and `view1` (keys) with their OS16 grid masks.
+    fn loss(
         &mut self,
         query: &Segmentor,
         batch: &StepBatch,
-        seed: u64,
+        ctx: StepCtx,
     ) -> (Tensor<1>, LossTerms) {
-        ema::update(&mut self.key, query, self.cfg.momentum as f64);
-        let n = batch.views[0].dims()[0];
-        let device = batch.views[0].device();
+        let (x_q, x_k) = (batch.image(names::VIEW0), batch.image(names::VIEW1));
+        let n = x_q.dims()[0];
+        let device = x_q.device();
         let (mq, mk) = (
-            batch.mask("grid0", n, &device),
-            batch.mask("grid1", n, &device),
+            batch.mask(names::GRID0, n, &device),
+            batch.mask(names::GRID1, n, &device),
         );
-        let q = query.forward(batch.views[0].clone());
-        let k = shuffled_sub_batches(batch.views[1].clone(), self.cfg.key_bn, seed, |x| {
-            self.key.forward(x)
-        })
-        .detach();
+        let q = query.forward(x_q);
+        let k =
+            shuffled_sub_batches(x_k, self.cfg.key_bn, ctx.seed, |x| self.key.forward(x)).detach();
         let (ins, kbar) = instance_loss(
             q.clone(),
             k.clone(),
@@ -192,5 +163,9 @@ impl Cp2 {
         terms.insert("dense", dense.clone().into_scalar::<f32>() as f64);
         self.queue.enqueue(kbar.detach());
         (ins + dense.mul_scalar(self.cfg.dense_weight), terms)
+    }
+
+    fn backbone(online: &Segmentor) -> &ResNet {
+        &online.backbone
     }
 }

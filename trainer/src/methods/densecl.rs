@@ -2,18 +2,22 @@
 //! positives found by argmax cosine between *backbone* features of the two views, a second queue
 //! of pooled dense keys, and total = (1 − λ)·global + λ·dense with λ = 0.5.
 
+use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use config::DenseClConfig;
+use config::{DenseClConfig, RunConfig};
+use proto_shm::schemas::names;
+use proto_shm::Schema;
 
-use super::mocov2::shuffled_sub_batches;
-use super::LossTerms;
+use crate::data::StepBatch;
 use crate::ema;
 use crate::loss::densecl::{dense_loss, match_locations};
 use crate::loss::{infonce::info_nce, l2_normalize};
+use crate::method::{LossTerms, Method, StepCtx};
 use crate::nn::heads::{DenseMlp, Mlp2};
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 use crate::queue::Queue;
+use crate::shuffle_bn::shuffled_sub_batches;
 
 #[derive(Module, Debug)]
 pub struct Encoder {
@@ -89,34 +93,71 @@ pub struct DenseCl {
 }
 
 impl DenseCl {
-    pub fn new(cfg: &DenseClConfig, depth: Depth, query: &Encoder, device: &Device) -> DenseCl {
-        DenseCl {
+    pub fn build(cfg: &DenseClConfig, depth: Depth, device: &Device) -> (Encoder, DenseCl) {
+        let query = Encoder::new(depth, cfg, device);
+        let state = DenseCl {
             cfg: cfg.clone(),
-            key: ema::copy_of(query, Encoder::new(depth, cfg, device)),
+            key: ema::copy_of(&query, Encoder::new(depth, cfg, device)),
             queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
             dense_queue: Queue::new(cfg.moco.queue_size, cfg.moco.proj_dim, device),
-        }
+        };
+        (query, state)
+    }
+}
+
+impl Method for DenseCl {
+    type Online = Encoder;
+    type Target = Encoder;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(Encoder, DenseCl)> {
+        let cfg = crate::method_config!(run, DenseCl);
+        Ok(DenseCl::build(cfg, Depth::from(run.trainer.arch), device))
     }
 
-    pub fn loss(
-        &mut self,
-        query: &Encoder,
-        x_q: Tensor<4>,
-        x_k: Tensor<4>,
-        step: usize,
-        step_seed: u64,
-    ) -> (Tensor<1>, LossTerms) {
+    fn schema(run: &RunConfig) -> Result<Schema> {
+        let size = crate::method_config!(run, DenseCl).moco.view.size;
+        Ok(proto_shm::schemas::two_crop(
+            "densecl",
+            run.loader.batch_size,
+            size,
+        ))
+    }
+
+    fn target_mut(&mut self) -> Option<&mut Encoder> {
+        Some(&mut self.key)
+    }
+    fn target(&self) -> Option<&Encoder> {
+        Some(&self.key)
+    }
+    fn target_source(online: &Encoder) -> &Encoder {
+        online
+    }
+    fn momentum(&self, _: StepCtx) -> f64 {
+        self.cfg.moco.momentum as f64
+    }
+
+    fn queues(&self) -> Vec<(&'static str, &Queue)> {
+        vec![("queue", &self.queue), ("dense_queue", &self.dense_queue)]
+    }
+    fn queues_mut(&mut self) -> Vec<(&'static str, &mut Queue)> {
+        vec![
+            ("queue", &mut self.queue),
+            ("dense_queue", &mut self.dense_queue),
+        ]
+    }
+
+    fn loss(&mut self, query: &Encoder, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
         let m = &self.cfg.moco;
-        ema::update(&mut self.key, query, m.momentum as f64);
-        let q = query.forward(x_q);
+        let q = query.forward(batch.image(names::VIEW0));
         let (d, c, s2) = (
             q.global.dims()[1],
             q.backbone.dims()[1],
             q.backbone.dims()[2],
         );
-        let packed = shuffled_sub_batches(x_k, m.key_bn, step_seed, |x| self.key.packed(x));
+        let packed = shuffled_sub_batches(batch.image(names::VIEW1), m.key_bn, ctx.seed, |x| {
+            self.key.packed(x)
+        });
         let k = Outputs::unpack(packed.detach(), d, c, s2);
-
         let q_global = l2_normalize(q.global, 1);
         let k_global = l2_normalize(k.global, 1);
         let loss_global = info_nce(
@@ -140,7 +181,7 @@ impl DenseCl {
             m.temperature,
         );
 
-        let lambda = if step < self.cfg.dense_warmup_iters {
+        let lambda = if ctx.step < self.cfg.dense_warmup_iters {
             0.0
         } else {
             self.cfg.dense_weight as f64
@@ -155,5 +196,9 @@ impl DenseCl {
         self.queue.enqueue(k_global);
         self.dense_queue.enqueue(k2);
         (loss, terms)
+    }
+
+    fn backbone(online: &Encoder) -> &ResNet {
+        &online.backbone
     }
 }

@@ -1,22 +1,22 @@
 //! MoCo v2 (METHODS.md §1): query encoder = ResNet + MLP 2048→2048→128, key encoder = its EMA
 //! (m = 0.999, updated before the key forward), a queue of 65,536 keys, InfoNCE with T = 0.2.
-//!
-//! Shuffle-BN on one device: the key batch is permuted and split into sub-batches that are
-//! batch-normalised separately, then un-permuted — what MoCo's maintainers advise for a single
-//! GPU (facebookresearch/moco#47). Keys thus never share BN statistics with their own queries.
+//! Keys are computed with single-device shuffle-BN ([`crate::shuffle_bn`]).
 
+use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor};
-use config::{KeyBatchNorm, MocoV2Config};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use burn::tensor::{Device, Tensor};
+use config::{MocoV2Config, RunConfig};
+use proto_shm::schemas::names;
+use proto_shm::Schema;
 
-use super::LossTerms;
+use crate::data::StepBatch;
 use crate::ema;
 use crate::loss::{infonce::info_nce, l2_normalize};
+use crate::method::{LossTerms, Method, StepCtx};
 use crate::nn::heads::Mlp2;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 use crate::queue::Queue;
+use crate::shuffle_bn::shuffled_sub_batches;
 
 /// Backbone plus projection head.
 #[derive(Module, Debug)]
@@ -45,39 +45,6 @@ impl Encoder {
     }
 }
 
-/// Runs `f` on `x` in shuffled sub-batches and returns the outputs in the original order.
-pub fn shuffled_sub_batches<const D: usize>(
-    x: Tensor<4>,
-    mode: KeyBatchNorm,
-    seed: u64,
-    f: impl Fn(Tensor<4>) -> Tensor<D>,
-) -> Tensor<D> {
-    let n = x.dims()[0];
-    let shards = match mode {
-        KeyBatchNorm::ShuffledSubBatches(s) => s.clamp(1, n),
-        KeyBatchNorm::Plain => 1,
-    };
-    if shards == 1 {
-        return f(x);
-    }
-    let device = x.device();
-    let mut perm: Vec<i64> = (0..n as i64).collect();
-    perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-    let mut inverse = vec![0i64; n];
-    for (i, &p) in perm.iter().enumerate() {
-        inverse[p as usize] = i as i64;
-    }
-    let perm_t = Tensor::<1, Int>::from_ints(perm.as_slice(), &device);
-    let x = x.select(0, perm_t);
-    let per = n.div_ceil(shards);
-    let outs: Vec<Tensor<D>> = (0..n)
-        .step_by(per)
-        .map(|s| f(x.clone().narrow(0, s, per.min(n - s))))
-        .collect();
-    let y = Tensor::cat(outs, 0);
-    y.select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
-}
-
 /// The parts of MoCo v2 that are not trained by the optimiser.
 pub struct MocoV2 {
     pub cfg: MocoV2Config,
@@ -86,29 +53,69 @@ pub struct MocoV2 {
 }
 
 impl MocoV2 {
-    pub fn new(cfg: &MocoV2Config, depth: Depth, query: &Encoder, device: &Device) -> MocoV2 {
-        MocoV2 {
+    pub fn build(cfg: &MocoV2Config, depth: Depth, device: &Device) -> (Encoder, MocoV2) {
+        let query = Encoder::new(depth, cfg, device);
+        let state = MocoV2 {
             cfg: cfg.clone(),
-            key: ema::copy_of(query, Encoder::new(depth, cfg, device)),
+            key: ema::copy_of(&query, Encoder::new(depth, cfg, device)),
             queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
-        }
+        };
+        (query, state)
+    }
+}
+
+impl Method for MocoV2 {
+    type Online = Encoder;
+    type Target = Encoder;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(Encoder, MocoV2)> {
+        let cfg = crate::method_config!(run, MocoV2);
+        Ok(MocoV2::build(cfg, Depth::from(run.trainer.arch), device))
     }
 
-    /// One step's loss. Updates the key encoder first and enqueues the new keys after the loss is
-    /// formed (so the loss uses the queue of earlier batches, as MoCo does).
-    pub fn loss(
-        &mut self,
-        query: &Encoder,
-        x_q: Tensor<4>,
-        x_k: Tensor<4>,
-        step_seed: u64,
-    ) -> (Tensor<1>, LossTerms) {
-        ema::update(&mut self.key, query, self.cfg.momentum as f64);
-        let q = l2_normalize(query.forward(x_q), 1);
-        let k = shuffled_sub_batches(x_k, self.cfg.key_bn, step_seed, |x| self.key.forward(x));
+    fn schema(run: &RunConfig) -> Result<Schema> {
+        let size = crate::method_config!(run, MocoV2).view.size;
+        Ok(proto_shm::schemas::two_crop(
+            "mocov2",
+            run.loader.batch_size,
+            size,
+        ))
+    }
+
+    fn target_mut(&mut self) -> Option<&mut Encoder> {
+        Some(&mut self.key)
+    }
+    fn target(&self) -> Option<&Encoder> {
+        Some(&self.key)
+    }
+    fn target_source(online: &Encoder) -> &Encoder {
+        online
+    }
+    fn momentum(&self, _: StepCtx) -> f64 {
+        self.cfg.momentum as f64
+    }
+
+    fn queues(&self) -> Vec<(&'static str, &Queue)> {
+        vec![("queue", &self.queue)]
+    }
+    fn queues_mut(&mut self) -> Vec<(&'static str, &mut Queue)> {
+        vec![("queue", &mut self.queue)]
+    }
+
+    /// Enqueues the new keys after the loss is formed (so the loss uses the queue of earlier
+    /// batches, as MoCo does).
+    fn loss(&mut self, query: &Encoder, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
+        let q = l2_normalize(query.forward(batch.image(names::VIEW0)), 1);
+        let k = shuffled_sub_batches(batch.image(names::VIEW1), self.cfg.key_bn, ctx.seed, |x| {
+            self.key.forward(x)
+        });
         let k = l2_normalize(k, 1).detach();
         let loss = info_nce(q, k.clone(), self.queue.keys.clone(), self.cfg.temperature);
         self.queue.enqueue(k);
         (loss, LossTerms::new())
+    }
+
+    fn backbone(online: &Encoder) -> &ResNet {
+        &online.backbone
     }
 }

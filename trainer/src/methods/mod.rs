@@ -1,12 +1,45 @@
-//! One module per method: what is particular to it (heads, momentum twins, queues, its loss);
-//! everything common (optimiser, schedule, checkpoints, logging) lives in `train`.
+//! One module per method: only what is particular to it (its modules, momentum twin, queues and
+//! how its loss is formed from a batch). The common part is [`crate::method`] and `train`.
 
 pub mod cp2;
 pub mod densecl;
 pub mod mocov2;
 pub mod soco;
 
-use std::collections::BTreeMap;
+use anyhow::{bail, Result};
+use config::MethodConfig;
 
-/// Named scalar loss terms of a step, for the metrics log.
-pub type LossTerms = BTreeMap<&'static str, f64>;
+pub use crate::method::{LossTerms, Method};
+
+/// Something to do with the method type a config names (Rust has no generic closures: this is
+/// the visitor that stands in for one).
+pub trait WithMethod {
+    type Output;
+    fn call<M: Method>(self) -> Self::Output;
+}
+
+/// The registry: runs `f` with the method type of `cfg`. One line per method.
+pub fn with_method<F: WithMethod>(cfg: &MethodConfig, f: F) -> Result<F::Output> {
+    Ok(match cfg {
+        MethodConfig::MocoV2(_) => f.call::<mocov2::MocoV2>(),
+        MethodConfig::DenseCl(_) => f.call::<densecl::DenseCl>(),
+        MethodConfig::Soco(_) => f.call::<soco::Soco>(),
+        MethodConfig::Cp2(_) => f.call::<cp2::Cp2>(),
+        other => bail!("the trainer does not train {} yet", other.name()),
+    })
+}
+
+/// The config of method `$variant` in `run`, or an error naming both (for `Method::new`).
+#[macro_export]
+macro_rules! method_config {
+    ($run:expr, $variant:ident) => {
+        match &$run.method {
+            config::MethodConfig::$variant(c) => c,
+            other => anyhow::bail!(
+                "{} was asked to train a {} config",
+                stringify!($variant),
+                other.name()
+            ),
+        }
+    };
+}

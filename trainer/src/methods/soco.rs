@@ -6,14 +6,17 @@
 //! the loader), so the same object is matched across scales. Loss: the box-level BYOL loss,
 //! symmetrised over (V1, V2) and (V1, V3), and (V1, V4) for SoCo*.
 
+use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use config::SocoConfig;
+use config::{RunConfig, SocoConfig};
+use proto_shm::schemas::{names, soco_box_set};
+use proto_shm::Schema;
 
-use super::LossTerms;
 use crate::data::StepBatch;
 use crate::ema;
 use crate::loss::soco::{box_byol, correspondence};
+use crate::method::{LossTerms, Method, StepCtx};
 use crate::nn::fpn::Fpn;
 use crate::nn::heads::MlpBn;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
@@ -42,8 +45,8 @@ impl ViewBoxes {
         num_sets: usize,
         sets: &[usize],
     ) -> ViewBoxes {
-        let boxes = batch.f32s("boxes");
-        let levels = batch.bytes("box_levels");
+        let boxes = batch.f32s(names::BOXES);
+        let levels = batch.bytes(names::BOX_LEVELS);
         let mut out = ViewBoxes {
             n,
             k: k * sets.len(),
@@ -173,41 +176,73 @@ pub fn target_momentum(base: f64, k: usize, total: usize) -> f64 {
 pub struct Soco {
     pub cfg: SocoConfig,
     pub target: SocoNet,
-    /// τ used at the last step (for the metrics log).
-    pub last_momentum: f64,
 }
 
+/// The view pairs of the loss, by ring names: (V1's box set for the pair, the other view's box
+/// set, the other view's image). V4 is V2 resized, so it pairs with V1's boxes for V2.
+const PAIRS: [(&str, &str, &str); 3] = [
+    ("v1_for_v2", "v2", names::VIEW2),
+    ("v1_for_v3", "v3", names::VIEW3),
+    ("v1_for_v2", "v4", names::VIEW4),
+];
+
 impl Soco {
-    pub fn new(cfg: &SocoConfig, depth: Depth, online: &Online, device: &Device) -> Soco {
-        Soco {
+    pub fn build(cfg: &SocoConfig, depth: Depth, device: &Device) -> (Online, Soco) {
+        let online = Online::new(depth, cfg, device);
+        let state = Soco {
             cfg: cfg.clone(),
             target: ema::copy_of(&online.net, SocoNet::new(depth, cfg, device)),
-            last_momentum: cfg.momentum_base as f64,
-        }
+        };
+        (online, state)
+    }
+}
+
+impl Method for Soco {
+    type Online = Online;
+    type Target = SocoNet;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(Online, Soco)> {
+        let cfg = crate::method_config!(run, Soco);
+        Ok(Soco::build(cfg, Depth::from(run.trainer.arch), device))
     }
 
-    /// One step's loss on a batch of V1, V2, V3 (and V4).
-    pub fn loss(
-        &mut self,
-        online: &Online,
-        batch: &StepBatch,
-        step: usize,
-        total: usize,
-    ) -> (Tensor<1>, LossTerms) {
-        let tau = target_momentum(self.cfg.momentum_base as f64, step, total);
-        self.last_momentum = tau;
-        ema::update(&mut self.target, &online.net, tau);
+    fn schema(run: &RunConfig) -> Result<Schema> {
+        let s = crate::method_config!(run, Soco);
+        Ok(proto_shm::schemas::soco(
+            run.loader.batch_size,
+            s.image_size,
+            s.v3_size,
+            s.star.then_some(s.v4_size),
+            s.boxes_per_view,
+        ))
+    }
+
+    fn target_mut(&mut self) -> Option<&mut SocoNet> {
+        Some(&mut self.target)
+    }
+    fn target(&self) -> Option<&SocoNet> {
+        Some(&self.target)
+    }
+    fn target_source(online: &Online) -> &SocoNet {
+        &online.net
+    }
+    /// BYOL's τ, rising on a per-step cosine from `momentum_base` to 1.
+    fn momentum(&self, ctx: StepCtx) -> f64 {
+        target_momentum(self.cfg.momentum_base as f64, ctx.step, ctx.total)
+    }
+
+    /// The symmetrised box loss over (V1, V2), (V1, V3) and, for SoCo*, (V1, V4).
+    fn loss(&mut self, online: &Online, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
         let k = self.cfg.boxes_per_view;
-        let n = batch.views[0].dims()[0];
+        let v1_image = batch.image(names::VIEW1);
+        let n = v1_image.dims()[0];
         let num_sets = if self.cfg.star { 5 } else { 4 };
-        let ids = batch.i32s("box_ids");
-        let device = batch.views[0].device();
+        let ids = batch.i32s(names::BOX_IDS);
+        let device = v1_image.device();
+        let set = |name: &str| soco_box_set(name).expect("a SoCo box set name");
         // V1 carries two box sets (paired with V2 and with V3): one forward for both.
-        let v1 = ViewBoxes::from_batch(batch, n, k, num_sets, &[0, 2]);
-        let others: Vec<(usize, ViewBoxes)> = (1..num_sets)
-            .filter(|&s| s != 2)
-            .map(|s| (s, ViewBoxes::from_batch(batch, n, k, num_sets, &[s])))
-            .collect();
+        let v1_sets = [set("v1_for_v2"), set("v1_for_v3")];
+        let v1 = ViewBoxes::from_batch(batch, n, k, num_sets, &v1_sets);
         let d = self.cfg.proj_dim;
         let all_levels = self.cfg.roi_all_levels;
         let online_view = |x: Tensor<4>, b: &ViewBoxes| {
@@ -222,32 +257,41 @@ impl Soco {
                 .reshape([n, b.k, d])
                 .detach()
         };
-        let split = |t: Tensor<3>| (t.clone().narrow(1, 0, k), t.narrow(1, k, k));
-        let (p1_2, p1_3) = split(online_view(batch.views[0].clone(), &v1));
-        let (z1_2, z1_3) = split(target_view(batch.views[0].clone(), &v1));
+        // V1's outputs, split back into its two box sets (in `v1_sets` order).
+        let split = |t: Tensor<3>| [t.clone().narrow(1, 0, k), t.narrow(1, k, k)];
+        let p1 = split(online_view(v1_image.clone(), &v1));
+        let z1 = split(target_view(v1_image, &v1));
         let mut total_loss: Option<Tensor<1>> = None;
         let mut terms = LossTerms::new();
-        for (s, boxes) in &others {
-            // Set 1 = V2, 3 = V3, 4 = V4; V1's partner set is 0 for V2 and V4, 2 for V3.
-            let view = match s {
-                1 => 1,
-                3 => 2,
-                _ => 3,
-            };
-            let v1_set = if *s == 3 { 2 } else { 0 };
-            let (p1, z1) = if *s == 3 {
-                (&p1_3, &z1_3)
-            } else {
-                (&p1_2, &z1_2)
-            };
-            let pv = online_view(batch.views[view].clone(), boxes);
-            let zv = target_view(batch.views[view].clone(), boxes);
+        for (v1_set_name, other_set_name, image) in PAIRS {
+            let other_set = set(other_set_name);
+            if other_set >= num_sets {
+                continue; // V4: SoCo* only
+            }
+            let v1_set = set(v1_set_name);
+            let half = v1_sets.iter().position(|&s| s == v1_set).unwrap();
+            let boxes = ViewBoxes::from_batch(batch, n, k, num_sets, &[other_set]);
+            let x = batch.image(image);
+            let pv = online_view(x.clone(), &boxes);
+            let zv = target_view(x, &boxes);
             let ids_1 = set_ids(&ids, n, k, num_sets, v1_set);
-            let ids_v = set_ids(&ids, n, k, num_sets, *s);
-            let fwd = box_byol(p1.clone(), zv, correspondence(&ids_1, &ids_v, n, &device));
-            let bwd = box_byol(pv, z1.clone(), correspondence(&ids_v, &ids_1, n, &device));
+            let ids_v = set_ids(&ids, n, k, num_sets, other_set);
+            let fwd = box_byol(
+                p1[half].clone(),
+                zv,
+                correspondence(&ids_1, &ids_v, n, &device),
+            );
+            let bwd = box_byol(
+                pv,
+                z1[half].clone(),
+                correspondence(&ids_v, &ids_1, n, &device),
+            );
             let pair = fwd + bwd;
-            let name = ["", "v1_v2", "", "v1_v3", "v1_v4"][*s];
+            let name = match other_set_name {
+                "v2" => "v1_v2",
+                "v3" => "v1_v3",
+                _ => "v1_v4",
+            };
             terms.insert(name, pair.clone().into_scalar::<f32>() as f64);
             total_loss = Some(match total_loss {
                 Some(t) => t + pair,
@@ -255,6 +299,10 @@ impl Soco {
             });
         }
         (total_loss.expect("SoCo has at least one pair"), terms)
+    }
+
+    fn backbone(online: &Online) -> &ResNet {
+        &online.net.backbone
     }
 }
 

@@ -1,0 +1,185 @@
+//! The method base: what every pretraining method declares, and the one training step that runs
+//! any of them. A method says what it trains (`Online`), its momentum twin (`Target`, the EMA of
+//! a part of `Online`) and the momentum of each step, its named non-gradient state (queues) for
+//! checkpoints, its loss on a batch read by tensor name, its ring schema and its backbone.
+//! Everything common — the EMA update, backward, the optimiser step, schedules, checkpoints and
+//! metrics — is written once, here and in `train`.
+//!
+//! Adding a method: a `config::MethodConfig` variant, a views file in `loader/src/views/`, a
+//! method file in `methods/`, a loss file in `loss/`, and one line in [`crate::methods::with_method`].
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use config::RunConfig;
+use proto_shm::Schema;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::StepBatch;
+use crate::nn::resnet::ResNet;
+use crate::queue::Queue;
+use crate::record::{load_module, record_bytes};
+
+/// Named scalar loss terms of a step, for the metrics log.
+pub type LossTerms = BTreeMap<&'static str, f64>;
+
+/// Where a step sits in the run, for schedules that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCtx {
+    pub step: usize,
+    pub total: usize,
+    /// A seed for this step's randomness (shuffle-BN permutations).
+    pub seed: u64,
+}
+
+/// Checkpoint blob names. They are the names checkpoints have always used, so files written
+/// before the method base still resume.
+pub const ONLINE_BLOB: &str = "query";
+pub const TARGET_BLOB: &str = "key";
+pub const OPTIM_BLOB: &str = "optim";
+
+/// One pretraining method. `Self` holds the state the optimiser does not train.
+pub trait Method: Sized {
+    /// The module the optimiser trains.
+    type Online: Module;
+    /// The momentum twin: an EMA of [`Method::target_source`]'s part of the online module.
+    type Target: Module;
+
+    /// Builds the online module and the method's state for `run` (whose method is this one).
+    fn new(run: &RunConfig, device: &Device) -> Result<(Self::Online, Self)>;
+
+    /// The ring schema this method reads, as the loader writes it for `run`.
+    fn schema(run: &RunConfig) -> Result<Schema>;
+
+    /// The momentum twin, updated by the loop before each loss (None: the method has none).
+    fn target_mut(&mut self) -> Option<&mut Self::Target>;
+    fn target(&self) -> Option<&Self::Target>;
+    /// The part of the online module the twin follows.
+    fn target_source(online: &Self::Online) -> &Self::Target;
+    /// The EMA momentum at this step.
+    fn momentum(&self, ctx: StepCtx) -> f64;
+
+    /// Queues (and other non-gradient tensors) by checkpoint name.
+    fn queues(&self) -> Vec<(&'static str, &Queue)> {
+        Vec::new()
+    }
+    fn queues_mut(&mut self) -> Vec<(&'static str, &mut Queue)> {
+        Vec::new()
+    }
+
+    /// This step's loss (and its named terms) on `batch`, with the twin already updated.
+    fn loss(
+        &mut self,
+        online: &Self::Online,
+        batch: &StepBatch,
+        ctx: StepCtx,
+    ) -> (Tensor<1>, LossTerms);
+
+    /// The backbone being pretrained.
+    fn backbone(online: &Self::Online) -> &ResNet;
+}
+
+/// One training step of any method: the EMA update of the twin, the loss, backward, and one
+/// optimiser step. Returns the loss read back from the device and its terms.
+pub fn train_step<M: Method>(
+    online: &mut M::Online,
+    method: &mut M,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    batch: &StepBatch,
+    ctx: StepCtx,
+) -> (f64, LossTerms) {
+    let momentum = method.momentum(ctx);
+    if let Some(target) = method.target_mut() {
+        crate::ema::update(target, M::target_source(online), momentum);
+    }
+    let (loss, terms) = method.loss(online, batch, ctx);
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), online);
+    // The optimiser takes the module by value and no clone of it may stay behind: parameters
+    // with no other owner are updated in place by libtorch (R-50: −8 ms and −60 MiB per step,
+    // BENCHMARKS.md). A panic inside the step aborts.
+    replace_with::replace_with_or_abort(online, |q| optim.step(lr, q, grads));
+    (value, terms)
+}
+
+/// Queue pointers by name, for the checkpoint header.
+pub fn queue_cursors<M: Method>(method: &M) -> BTreeMap<String, (usize, usize)> {
+    method
+        .queues()
+        .into_iter()
+        .map(|(n, q)| (n.to_string(), (q.ptr, q.filled)))
+        .collect()
+}
+
+/// Everything of a run that a checkpoint stores as blobs.
+pub fn state_blobs<M: Method>(
+    online: &M::Online,
+    method: &M,
+    optim: &ModuleOptimizer,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let mut b = vec![(ONLINE_BLOB, record_bytes(online)?)];
+    if let Some(t) = method.target() {
+        b.push((TARGET_BLOB, record_bytes(t)?));
+    }
+    b.push((
+        OPTIM_BLOB,
+        optim
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .to_vec(),
+    ));
+    for (name, q) in method.queues() {
+        b.push((name, queue_bytes(q)?));
+    }
+    Ok(b)
+}
+
+/// Restores what [`state_blobs`] saved (the optimiser is restored by the caller).
+pub fn restore<M: Method>(online: &mut M::Online, method: &mut M, ck: &Checkpoint) -> Result<()> {
+    *online = load_module(online.clone(), ck.blob(ONLINE_BLOB)?)?;
+    if let Some(t) = method.target_mut() {
+        *t = load_module(t.clone(), ck.blob(TARGET_BLOB)?)?.no_grad();
+    }
+    for (name, q) in method.queues_mut() {
+        let cursor = *ck.state.queues.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "checkpoint has no cursor for queue {name:?} (written by another method?)"
+            )
+        })?;
+        load_queue(q, ck.blob(name)?, cursor)?;
+    }
+    Ok(())
+}
+
+fn queue_bytes(q: &Queue) -> Result<Vec<u8>> {
+    let v = q
+        .keys
+        .clone()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn load_queue(q: &mut Queue, bytes: &[u8], (ptr, filled): (usize, usize)) -> Result<()> {
+    let [len, dim] = q.keys.dims();
+    if bytes.len() != len * dim * 4 {
+        anyhow::bail!(
+            "checkpoint queue holds {} bytes, this config's queue {len}×{dim} needs {}",
+            bytes.len(),
+            len * dim * 4
+        );
+    }
+    let v: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    q.keys = Tensor::<2>::from_data(TensorData::new(v, [len, dim]), &q.keys.device());
+    q.ptr = ptr;
+    q.filled = filled;
+    Ok(())
+}
