@@ -284,6 +284,13 @@ pub struct PatchRotationConfig {
     pub view: ViewAugment,
     /// The image is cut into grid × grid patches, each rotated by k·90°.
     pub grid: usize,
+    /// Backbone output stride (8 or 16, by dilating layer4, and layer3 for 8) (§9).
+    pub output_stride: usize,
+    /// Width of the MoCoFCN decoder's two 3×3 convs (dilation 6) before the 4-way classifier.
+    pub decoder_channels: usize,
+    /// Continued pretraining (the draft's "200 + 20"): the backbone starts from this checkpoint
+    /// of ours (any method), backbone record or torchvision-layout safetensors.
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for PatchRotationConfig {
@@ -291,6 +298,9 @@ impl Default for PatchRotationConfig {
         PatchRotationConfig {
             view: ViewAugment::default(),
             grid: 4,
+            output_stride: 8,
+            decoder_channels: 512,
+            init_from: None,
         }
     }
 }

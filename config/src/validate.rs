@@ -164,6 +164,10 @@ impl RunConfig {
                         format!("view size {} is not divisible by {}", p.view.size, p.grid),
                     );
                 }
+                if ![8, 16].contains(&p.output_stride) {
+                    return fail("method.output_stride", "must be 8 or 16");
+                }
+                positive("method.decoder_channels", p.decoder_channels)?;
             }
             MethodConfig::PatchMoco(p) => {
                 moco("method.moco", &p.moco)?;

@@ -3,6 +3,7 @@
 pub mod cp2;
 pub mod densecl;
 pub mod infonce;
+pub mod pixel_ce;
 pub mod soco;
 
 use burn::tensor::Tensor;

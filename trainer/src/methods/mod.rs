@@ -4,6 +4,7 @@
 pub mod cp2;
 pub mod densecl;
 pub mod mocov2;
+pub mod plr;
 pub mod soco;
 
 use anyhow::{bail, Result};
@@ -25,6 +26,7 @@ pub fn with_method<F: WithMethod>(cfg: &MethodConfig, f: F) -> Result<F::Output>
         MethodConfig::DenseCl(_) => f.call::<densecl::DenseCl>(),
         MethodConfig::Soco(_) => f.call::<soco::Soco>(),
         MethodConfig::Cp2(_) => f.call::<cp2::Cp2>(),
+        MethodConfig::PatchRotation(_) => f.call::<plr::PatchRotation>(),
         other => bail!("the trainer does not train {} yet", other.name()),
     })
 }

@@ -4,6 +4,7 @@
 pub mod aspp;
 pub mod fpn;
 pub mod heads;
+pub mod mocofcn;
 pub mod resnet;
 pub mod roi_align;
 pub mod roi_head;

@@ -1,0 +1,136 @@
+//! SSL4DP patch-level rotation (METHODS.md §9): the loader cuts each view into grid × grid patches
+//! and turns each by k·90°; an encoder-decoder — ResNet at output stride 8 or 16 (dilation) and
+//! the MoCoFCN decoder with a 4-way classifier — predicts k for every pixel. Logits are upsampled
+//! bilinearly to the input size; the loss is the per-pixel cross-entropy against the rotation of
+//! the pixel's patch. No momentum twin, no queue. Continued pretraining ("200 + 20"): `init_from`
+//! starts the backbone from a checkpoint of ours (e.g. a MoCo v2 run) or torchvision weights.
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use config::{PatchRotationConfig, RunConfig};
+use proto_shm::schemas::names;
+use proto_shm::Schema;
+
+use crate::data::StepBatch;
+use crate::loss::pixel_ce::pixel_cross_entropy;
+use crate::method::{LossTerms, Method, StepCtx};
+use crate::nn::mocofcn::MocoFcn;
+use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
+
+/// Rotation classes: 0°, 90°, 180°, 270°.
+pub const CLASSES: usize = 4;
+
+#[derive(Module, Debug)]
+pub struct PlrNet {
+    pub backbone: ResNet,
+    pub decoder: MocoFcn,
+}
+
+impl PlrNet {
+    pub fn new(depth: Depth, cfg: &PatchRotationConfig, device: &Device) -> PlrNet {
+        PlrNet {
+            backbone: ResNetConfig::new(depth)
+                .with_output_stride(cfg.output_stride)
+                .init(device),
+            decoder: MocoFcn::new(depth.out_channels(), cfg.decoder_channels, CLASSES, device),
+        }
+    }
+
+    /// `[n, 3, s, s]` → rotation logits `[n, 4, s, s]` (upsampled bilinearly, half-pixel centres).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let logits = self.decoder.forward(self.backbone.forward(x));
+        interpolate(
+            logits,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([h, w]),
+        )
+    }
+}
+
+/// The per-pixel target: each pixel takes the rotation class of its patch. `rotation` is the
+/// ring's `[n, g, g]` map (row-major per image).
+pub fn pixel_targets(rotation: &[u8], n: usize, grid: usize, size: usize) -> Vec<i64> {
+    let patch = size / grid;
+    let mut out = Vec::with_capacity(n * size * size);
+    for i in 0..n {
+        for y in 0..size {
+            for x in 0..size {
+                out.push(rotation[i * grid * grid + (y / patch) * grid + x / patch] as i64);
+            }
+        }
+    }
+    out
+}
+
+pub struct PatchRotation {
+    pub cfg: PatchRotationConfig,
+}
+
+impl Method for PatchRotation {
+    type Online = PlrNet;
+    type Target = PlrNet;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(PlrNet, PatchRotation)> {
+        let cfg = crate::method_config!(run, PatchRotation);
+        let depth = Depth::from(run.trainer.arch);
+        let mut net = PlrNet::new(depth, cfg, device);
+        if let Some(path) = &cfg.init_from {
+            let (backbone, report) =
+                crate::pretrained::load_backbone(net.backbone, path, depth, device)?;
+            net.backbone = backbone;
+            report.print("continued pretraining", path, &net, &["decoder"]);
+        }
+        Ok((net, PatchRotation { cfg: cfg.clone() }))
+    }
+
+    fn schema(run: &RunConfig) -> Result<Schema> {
+        let p = crate::method_config!(run, PatchRotation);
+        Ok(proto_shm::schemas::patch_rotation(
+            run.loader.batch_size,
+            p.view.size,
+            p.grid,
+        ))
+    }
+
+    fn target_mut(&mut self) -> Option<&mut PlrNet> {
+        None
+    }
+    fn target(&self) -> Option<&PlrNet> {
+        None
+    }
+    fn target_source(online: &PlrNet) -> &PlrNet {
+        online
+    }
+    fn momentum(&self, _: StepCtx) -> f64 {
+        0.0
+    }
+
+    fn loss(&mut self, net: &PlrNet, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
+        let x = batch.image(names::VIEW0);
+        let [n, _, size, _] = x.dims();
+        let device = x.device();
+        let logits = net.forward(x);
+        let target = pixel_targets(batch.bytes(names::ROTATION), n, self.cfg.grid, size);
+        let target =
+            Tensor::<3, Int>::from_data(TensorData::new(target.clone(), [n, size, size]), &device);
+        let pred = logits.clone().argmax(1).reshape([n, size, size]);
+        let accuracy = pred
+            .equal(target.clone())
+            .float()
+            .mean()
+            .into_scalar::<f32>() as f64;
+        let loss = pixel_cross_entropy(logits, target);
+        let mut terms = LossTerms::new();
+        terms.insert("pixel_accuracy", accuracy);
+        (loss, terms)
+    }
+
+    fn backbone(online: &PlrNet) -> &ResNet {
+        &online.backbone
+    }
+}
