@@ -10,6 +10,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod proposals;
 pub mod rng;
+pub mod segsource;
 pub mod source;
 pub mod views;
 pub mod worker;

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod ema;
+pub mod eval;
 pub mod loss;
 pub mod method;
 pub mod methods;

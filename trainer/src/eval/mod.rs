@@ -1,0 +1,3 @@
+//! Downstream segmentation evaluation: the confusion matrix and its scores (mmseg's `IoUMetric`).
+
+pub mod confusion;
