@@ -9,24 +9,9 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorCreationOptions, TensorData
 use config::RunConfig;
 use proto_shm::{BatchMeta, Consumer, Schema, ShmOptions};
 
-use crate::method::Method;
-use crate::methods::WithMethod;
-
 /// ImageNet mean and std on [0, 1] RGB.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// The ring schema the trainer expects for a run, built from its own config by its method.
-pub fn expected_schema(run: &RunConfig) -> Result<Schema> {
-    struct SchemaOf<'a>(&'a RunConfig);
-    impl WithMethod for SchemaOf<'_> {
-        type Output = Result<Schema>;
-        fn call<M: Method>(self) -> Result<Schema> {
-            M::schema(self.0)
-        }
-    }
-    crate::methods::with_method(&run.method, SchemaOf(run))?
-}
 
 /// u8 HWC images `[n, h, w, 3]` → normalised float `[n, 3, h, w]` on `device`.
 pub fn images_to_device(bytes: &[u8], n: usize, h: usize, w: usize, device: &Device) -> Tensor<4> {
@@ -118,13 +103,15 @@ pub struct RingBatches {
 }
 
 impl RingBatches {
+    /// Attaches to ring `name`, checking that it carries `schema` (what the trainer's own config
+    /// implies: `Method::schema`).
     pub fn open(
         name: &str,
+        schema: Schema,
         run: &RunConfig,
         device: &Device,
         opts: &ShmOptions,
     ) -> Result<RingBatches> {
-        let schema = expected_schema(run)?;
         let consumer =
             Consumer::open(name, &schema, opts).context("attaching to the loader's ring")?;
         Ok(RingBatches {

@@ -9,6 +9,7 @@
 //! method file in `methods/`, a loss file in `loss/`, and one line in [`crate::methods::with_method`].
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Result;
 use burn::module::Module;
@@ -80,6 +81,14 @@ pub trait Method: Sized {
 
     /// The backbone being pretrained.
     fn backbone(online: &Self::Online) -> &ResNet;
+    fn backbone_mut(online: &mut Self::Online) -> &mut ResNet;
+
+    /// A trained backbone to start from, if the config names one: (what to call the start in
+    /// messages, the file, the parts of the online module that start fresh). The loop loads it
+    /// (`crate::pretrained::init_online`), so methods never depend on the method registry.
+    fn init_from(_run: &RunConfig) -> Option<(&'static str, &Path, &'static [&'static str])> {
+        None
+    }
 }
 
 /// One training step of any method: the EMA update of the twin, the loss, backward, and one

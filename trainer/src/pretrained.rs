@@ -43,6 +43,27 @@ impl LoadReport {
     }
 }
 
+/// Starts `online`'s backbone from the file `M::init_from` names, if any, and the momentum twin
+/// from the loaded online module (so the key encoder starts where the query does).
+pub fn init_online<M: Method>(
+    run: &RunConfig,
+    online: &mut M::Online,
+    method: &mut M,
+    device: &Device,
+) -> Result<()> {
+    let Some((what, path, fresh)) = M::init_from(run) else {
+        return Ok(());
+    };
+    let depth = Depth::from(run.trainer.arch);
+    let (loaded, report) = load_backbone(M::backbone(online).clone(), path, depth, device)?;
+    *M::backbone_mut(online) = loaded;
+    report.print(what, path, online, fresh);
+    if let Some(target) = method.target_mut() {
+        *target = crate::ema::copy_of(M::target_source(online), target.clone());
+    }
+    Ok(())
+}
+
 /// Loads the weights at `path` into `backbone` (of `depth`).
 pub fn load_backbone(
     backbone: ResNet,
@@ -88,11 +109,6 @@ fn backbone_of_checkpoint(path: &Path, depth: Depth, device: &Device) -> Result<
             let online = load_module_lenient(online, self.online)?;
             record_bytes(M::backbone(&online))
         }
-    }
-    // The source run's own pretrained init is irrelevant here (its weights are in the blob).
-    let mut run = run;
-    if let config::MethodConfig::Cp2(c) = &mut run.method {
-        c.init_from = None;
     }
     with_method(
         &run.method,

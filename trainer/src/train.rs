@@ -92,6 +92,9 @@ fn train<M: Method>(
     out: &Path,
 ) -> Result<Summary> {
     let (mut online, mut method) = M::new(run, device)?;
+    if args.resume.is_none() {
+        crate::pretrained::init_online(run, &mut online, &mut method, device)?;
+    }
     let mut optim = optim::build(&run.trainer.optimizer);
     let mut step = 0usize;
     if let Some(path) = &args.resume {
@@ -117,7 +120,7 @@ fn train<M: Method>(
         attach_timeout: Duration::from_secs(120),
         ..proto_shm::options_for_run(run)
     };
-    let mut ring = RingBatches::open(&args.shm_name, run, device, &opts)?;
+    let mut ring = RingBatches::open(&args.shm_name, M::schema(run)?, run, device, &opts)?;
     tracing::info!(
         loader_pid = ring.producer_pid(),
         "attached to the loader's ring"

@@ -9,6 +9,8 @@
 //! `backbone.record` or its `last.ckpt`, see [`crate::pretrained`]), the ASPP head and projection
 //! start at random.
 
+use std::path::Path;
+
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -87,20 +89,7 @@ impl Method for Cp2 {
     fn new(run: &RunConfig, device: &Device) -> Result<(Segmentor, Cp2)> {
         let cfg = crate::method_config!(run, Cp2);
         let depth = Depth::from(run.trainer.arch);
-        let mut query = Segmentor::new(depth, cfg, device);
-        if let Some(path) = &cfg.init_from {
-            let (backbone, report) =
-                crate::pretrained::load_backbone(query.backbone, path, depth, device)?;
-            query.backbone = backbone;
-            report.print("quick tuning", path, &query, &["aspp", "projection"]);
-        }
-        // The key starts as a copy of the (possibly pretrained) query.
-        let state = Cp2 {
-            cfg: cfg.clone(),
-            key: ema::copy_of(&query, Segmentor::new(depth, cfg, device)),
-            queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
-        };
-        Ok((query, state))
+        Ok(Cp2::build(cfg, depth, device))
     }
 
     fn schema(run: &RunConfig) -> Result<Schema> {
@@ -167,5 +156,19 @@ impl Method for Cp2 {
 
     fn backbone(online: &Segmentor) -> &ResNet {
         &online.backbone
+    }
+    fn backbone_mut(online: &mut Segmentor) -> &mut ResNet {
+        &mut online.backbone
+    }
+
+    /// Quick Tuning: the backbone of another run; ASPP and projection start fresh.
+    fn init_from(run: &RunConfig) -> Option<(&'static str, &Path, &'static [&'static str])> {
+        match &run.method {
+            config::MethodConfig::Cp2(c) => c
+                .init_from
+                .as_deref()
+                .map(|p| ("quick tuning", p, &["aspp", "projection"][..])),
+            _ => None,
+        }
     }
 }

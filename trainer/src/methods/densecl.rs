@@ -201,4 +201,7 @@ impl Method for DenseCl {
     fn backbone(online: &Encoder) -> &ResNet {
         &online.backbone
     }
+    fn backbone_mut(online: &mut Encoder) -> &mut ResNet {
+        &mut online.backbone
+    }
 }

@@ -118,4 +118,7 @@ impl Method for MocoV2 {
     fn backbone(online: &Encoder) -> &ResNet {
         &online.backbone
     }
+    fn backbone_mut(online: &mut Encoder) -> &mut ResNet {
+        &mut online.backbone
+    }
 }

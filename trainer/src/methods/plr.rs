@@ -5,6 +5,8 @@
 //! the pixel's patch. No momentum twin, no queue. Continued pretraining ("200 + 20"): `init_from`
 //! starts the backbone from a checkpoint of ours (e.g. a MoCo v2 run) or torchvision weights.
 
+use std::path::Path;
+
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::module::interpolate;
@@ -77,14 +79,7 @@ impl Method for PatchRotation {
 
     fn new(run: &RunConfig, device: &Device) -> Result<(PlrNet, PatchRotation)> {
         let cfg = crate::method_config!(run, PatchRotation);
-        let depth = Depth::from(run.trainer.arch);
-        let mut net = PlrNet::new(depth, cfg, device);
-        if let Some(path) = &cfg.init_from {
-            let (backbone, report) =
-                crate::pretrained::load_backbone(net.backbone, path, depth, device)?;
-            net.backbone = backbone;
-            report.print("continued pretraining", path, &net, &["decoder"]);
-        }
+        let net = PlrNet::new(Depth::from(run.trainer.arch), cfg, device);
         Ok((net, PatchRotation { cfg: cfg.clone() }))
     }
 
@@ -132,5 +127,19 @@ impl Method for PatchRotation {
 
     fn backbone(online: &PlrNet) -> &ResNet {
         &online.backbone
+    }
+    fn backbone_mut(online: &mut PlrNet) -> &mut ResNet {
+        &mut online.backbone
+    }
+
+    /// Continued pretraining ("200 + 20"): the decoder starts fresh.
+    fn init_from(run: &RunConfig) -> Option<(&'static str, &Path, &'static [&'static str])> {
+        match &run.method {
+            config::MethodConfig::PatchRotation(p) => p
+                .init_from
+                .as_deref()
+                .map(|p| ("continued pretraining", p, &["decoder"][..])),
+            _ => None,
+        }
     }
 }

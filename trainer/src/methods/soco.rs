@@ -304,6 +304,9 @@ impl Method for Soco {
     fn backbone(online: &Online) -> &ResNet {
         &online.net.backbone
     }
+    fn backbone_mut(online: &mut Online) -> &mut ResNet {
+        &mut online.net.backbone
+    }
 }
 
 #[cfg(test)]
