@@ -35,5 +35,8 @@ for exe in $trainer_tests; do
     (cd trainer && TRAINER_TEST_BACKEND=flex "$exe") || status=$?
 done
 
+echo "== import loops inside the trainer crate (scripts/check-import-cycles.py)"
+python3 scripts/check-import-cycles.py trainer/src || status=1
+
 echo "== disk: target $(du -sh target 2>/dev/null | cut -f1), libtorch $(du -sh .libtorch 2>/dev/null | cut -f1), $(df -h . | awk 'NR==2 {print $4}') free"
 exit $status

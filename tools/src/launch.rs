@@ -141,8 +141,19 @@ fn ended(status: ExitStatus) -> String {
     }
 }
 
-/// Runs the pair to its end; returns the exit code `launch` should end with.
-pub fn run(cli: &LaunchArgs) -> Result<u8> {
+/// Where a resumed run starts: the checkpoint's step and the loader's data cursor. The `launch`
+/// binary reads it from the checkpoint (this library does not link the trainer, so the other
+/// tools built from it do not need libtorch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub step: usize,
+    pub next_epoch: u64,
+    pub next_batch: u64,
+}
+
+/// Runs the pair to its end (`resume`: where `cli.resume`'s checkpoint stands); returns the exit
+/// code `launch` should end with.
+pub fn run(cli: &LaunchArgs, resume: Option<ResumePoint>) -> Result<u8> {
     let run = RunConfig::from_file(&cli.config)?;
     let name = format!("{}-{}", run.name, std::process::id());
     let shm = proto_shm::options_for_run(&run).dir;
@@ -157,19 +168,18 @@ pub fn run(cli: &LaunchArgs) -> Result<u8> {
         .arg(&cli.config)
         .args(["--shm-name", &name]);
     let mut done_steps = 0usize;
-    if let Some(ck) = &cli.resume {
-        let c = trainer::checkpoint::load(ck)?;
-        done_steps = c.state.step;
+    if let (Some(ck), Some(at)) = (&cli.resume, resume) {
+        done_steps = at.step;
         loader_cmd.args([
             "--start-epoch",
-            &c.state.next_epoch.to_string(),
+            &at.next_epoch.to_string(),
             "--start-batch",
-            &c.state.next_batch.to_string(),
+            &at.next_batch.to_string(),
         ]);
         trainer_cmd.arg("--resume").arg(ck);
         println!(
             "launch: resuming at step {} (epoch {}, batch {})",
-            c.state.step, c.state.next_epoch, c.state.next_batch
+            at.step, at.next_epoch, at.next_batch
         );
     }
     if let Some(m) = cli.max_steps {

@@ -90,7 +90,7 @@ pub struct ViewBox {
 /// the order of `proto_shm::schemas::SOCO_BOX_SETS`.
 #[derive(Debug, Clone)]
 pub struct SocoDraw {
-    pub views: Vec<ViewParams>,
+    pub view_params: Vec<ViewParams>,
     pub sets: Vec<Vec<ViewBox>>,
     /// Boxes of V2 and V3 (view pixels, before padding) where cutout paints the mean colour.
     pub cutouts: [Vec<[usize; 4]>; 2],
@@ -391,7 +391,7 @@ impl Soco {
             sets.push(normalise(&b2, &c2, v4.size, p2.flip, cfg));
         }
         SocoDraw {
-            views,
+            view_params: views,
             sets,
             cutouts,
         }
@@ -435,7 +435,7 @@ impl Soco {
     }
 
     fn needs(&self, d: &SocoDraw) -> [RegionNeed; 4] {
-        let n = |i: usize| d.views.get(i).unwrap_or(&d.views[1]).need();
+        let n = |i: usize| d.view_params.get(i).unwrap_or(&d.view_params[1]).need();
         [n(0), n(1), n(2), n(3)]
     }
 
@@ -523,9 +523,9 @@ impl Views for Soco {
             }
         };
         let (d, index, label, placement) = img;
-        // d.views: V1, V2, V3 (and V4 for SoCo*); the cutouts go on V2 and V3.
+        // d.view_params: V1, V2, V3 (and V4 for SoCo*); the cutouts go on V2 and V3.
         let view_names = [names::VIEW1, names::VIEW2, names::VIEW3, names::VIEW4];
-        for (v, (p, name)) in d.views.iter().zip(view_names).enumerate() {
+        for (v, (p, name)) in d.view_params.iter().zip(view_names).enumerate() {
             let view = out.take(name);
             io.renderer
                 .render_placed(&io.images[0], &placement, p, view);

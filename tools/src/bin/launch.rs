@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tools::launch::ResumePoint;
 
 #[derive(Parser)]
 #[command(about = "Run a loader + trainer pair over one shared-memory ring")]
@@ -12,9 +13,22 @@ struct Cli {
     args: tools::launch::LaunchArgs,
 }
 
+/// The resume point of `--resume`'s checkpoint (verified: magic, header, checksums).
+fn resume_point(args: &tools::launch::LaunchArgs) -> anyhow::Result<Option<ResumePoint>> {
+    let Some(ck) = &args.resume else {
+        return Ok(None);
+    };
+    let c = trainer::checkpoint::load(ck)?;
+    Ok(Some(ResumePoint {
+        step: c.state.step,
+        next_epoch: c.state.next_epoch,
+        next_batch: c.state.next_batch,
+    }))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match tools::launch::run(&cli.args) {
+    match resume_point(&cli.args).and_then(|at| tools::launch::run(&cli.args, at)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("launch: error: {e:#}");

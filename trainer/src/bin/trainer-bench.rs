@@ -225,7 +225,7 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
         other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2)"),
     };
     let text = format!(
-        "(name: \"bench\", dataset: (root: \".\"), method: MocoV2(()), loader: (batch_size: {}))",
+        "(name: \"bench\", dataset: (root: \".\"), method: MocoV2(temperature: 0.2), loader: (batch_size: {}))",
         cli.batch
     );
     let mut run = RunConfig::from_str(&text, "trainer-bench")?;
