@@ -79,6 +79,12 @@ pub trait Method: Sized {
         ctx: StepCtx,
     ) -> (Tensor<1>, LossTerms);
 
+    /// The loss of a network that has learnt nothing (uniform predictions), once any queue is
+    /// full of real keys; None where there is no such level (BYOL-style losses).
+    fn chance_loss(&self) -> Option<f64> {
+        None
+    }
+
     /// The backbone being pretrained.
     fn backbone(online: &Self::Online) -> &ResNet;
     fn backbone_mut(online: &mut Self::Online) -> &mut ResNet;

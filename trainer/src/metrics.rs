@@ -65,8 +65,23 @@ fn register_font() -> bool {
     false
 }
 
-/// Reads a metrics JSONL file and draws loss against step into `png`.
-pub fn plot_losses(jsonl: &Path, png: &Path, title: &str) -> Result<()> {
+/// A centred moving average over `window` points (shorter at the ends).
+pub fn smoothed(pts: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let half = window / 2;
+    (0..pts.len())
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(half), (i + half + 1).min(pts.len()));
+            let mean = pts[a..b].iter().map(|p| p.1).sum::<f64>() / (b - a) as f64;
+            (pts[i].0, mean)
+        })
+        .collect()
+}
+
+/// Reads a metrics JSONL file and draws loss against step into `png`: every step (light), a
+/// moving average over ~5 % of the run (dark) and, when the method has one, the loss of a
+/// network that has learnt nothing (`chance`, dashed red) — so a MoCo loss that rises while its
+/// queue fills with real keys reads as what it is.
+pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -> Result<()> {
     let text = std::fs::read_to_string(jsonl)?;
     let pts: Vec<(f64, f64)> = text
         .lines()
@@ -78,8 +93,9 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str) -> Result<()> {
     }
     let with_text = register_font();
     let x1 = pts.iter().map(|p| p.0).fold(1.0, f64::max);
-    let ymax = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let ymin = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let ys = pts.iter().map(|p| p.1).chain(chance);
+    let ymax = ys.clone().fold(f64::NEG_INFINITY, f64::max);
+    let ymin = ys.fold(f64::INFINITY, f64::min);
     // 5 % of the span above and below: losses may be negative (BYOL-style) or constant.
     let pad = ((ymax - ymin) * 0.05).max(1e-3);
     let root = BitMapBackend::new(png, (800, 480)).into_drawing_area();
@@ -100,7 +116,49 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str) -> Result<()> {
             .y_desc("loss")
             .draw()?;
     }
-    chart.draw_series(LineSeries::new(pts, &BLUE))?;
+    let smooth = smoothed(&pts, (pts.len() / 20).max(1) | 1);
+    let raw = chart.draw_series(LineSeries::new(pts, BLUE.mix(0.3)))?;
+    if with_text {
+        raw.label("loss per step")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.mix(0.3)));
+    }
+    let avg = chart.draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))?;
+    if with_text {
+        avg.label("moving average")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    }
+    if let Some(c) = chance {
+        // Dashed: short segments along the line.
+        let step = (x1 / 60.0).max(1e-9);
+        let dashes = (0..60).filter(|i| i % 2 == 0).map(|i| {
+            let x = i as f64 * step;
+            PathElement::new(vec![(x, c), ((x + step).min(x1), c)], RED.stroke_width(2))
+        });
+        let line = chart.draw_series(dashes)?;
+        if with_text {
+            line.label(format!("chance ({c:.3})"))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+        }
+    }
+    if with_text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn moving_average_is_centred_and_shorter_at_the_ends() {
+        let pts = [(0.0, 1.0), (1.0, 3.0), (2.0, 5.0), (3.0, 10.0)];
+        assert_eq!(
+            super::smoothed(&pts, 3),
+            vec![(0.0, 2.0), (1.0, 3.0), (2.0, 6.0), (3.0, 7.5)]
+        );
+    }
 }

@@ -43,6 +43,8 @@ pub struct TrainArgs {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub steps: usize,
+    /// The loss of a network that has learnt nothing, where the method has one.
+    pub chance: Option<f64>,
     pub first_loss: f64,
     pub last_loss: f64,
     pub checkpoint: PathBuf,
@@ -234,14 +236,17 @@ fn train<M: Method>(
         record_bytes(M::backbone(&online))?,
     )?;
     let plot = out.join("loss.png");
+    let chance = method.chance_loss();
     plot_losses(
         &metrics_path,
         &plot,
         &format!("{} — {}", run.name, run.method.name()),
+        chance,
     )?;
     let wall = started.elapsed().as_secs_f64();
     Ok(Summary {
         steps: step,
+        chance,
         first_loss: first_loss.unwrap_or(f64::NAN),
         last_loss,
         checkpoint: ckpt_path,
@@ -254,8 +259,12 @@ fn train<M: Method>(
 
 /// Writes a summary for people.
 pub fn print_summary(s: &Summary) {
+    let chance = s
+        .chance
+        .map(|c| format!(" (chance {c:.4})"))
+        .unwrap_or_default();
     println!(
-        "trainer summary: {} steps, loss {:.4} -> {:.4}, {:.0} ms/step, {:.1}% of wall time waiting for data",
+        "trainer summary: {} steps, loss {:.4} -> {:.4}{chance}, {:.0} ms/step, {:.1}% of wall time waiting for data",
         s.steps,
         s.first_loss,
         s.last_loss,

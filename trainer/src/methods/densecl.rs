@@ -136,6 +136,11 @@ impl Method for DenseCl {
         self.cfg.moco.momentum as f64
     }
 
+    /// Both terms are InfoNCE over 1 positive and K negatives: ln(1 + K) for any λ.
+    fn chance_loss(&self) -> Option<f64> {
+        Some((1.0 + self.queue.len() as f64).ln())
+    }
+
     fn queues(&self) -> Vec<(&'static str, &Queue)> {
         vec![("queue", &self.queue), ("dense_queue", &self.dense_queue)]
     }

@@ -95,6 +95,11 @@ impl Method for MocoV2 {
         self.cfg.momentum as f64
     }
 
+    /// InfoNCE over 1 positive and K negatives: ln(1 + K).
+    fn chance_loss(&self) -> Option<f64> {
+        Some((1.0 + self.queue.len() as f64).ln())
+    }
+
     fn queues(&self) -> Vec<(&'static str, &Queue)> {
         vec![("queue", &self.queue)]
     }

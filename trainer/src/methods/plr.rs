@@ -105,6 +105,11 @@ impl Method for PatchRotation {
         0.0
     }
 
+    /// Four rotation classes: ln 4.
+    fn chance_loss(&self) -> Option<f64> {
+        Some((CLASSES as f64).ln())
+    }
+
     fn loss(&mut self, net: &PlrNet, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
         let x = batch.image(names::VIEW0);
         let [n, _, size, _] = x.dims();
