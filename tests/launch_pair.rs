@@ -292,7 +292,8 @@ fn densecl_trains_end_to_end_and_resumes() {
 }
 
 /// `loader.shm_dir` reaches all three processes: the loader creates the segment there, the
-/// trainer attaches to it there, and `launch` cleans up there.
+/// trainer attaches to it there, and `launch` cleans up there. `trainer.max_steps` from the config
+/// ends the pair cleanly.
 #[test]
 fn a_configured_segment_directory_is_used_by_both_sides() {
     let _serial = serial();
@@ -300,12 +301,20 @@ fn a_configured_segment_directory_is_used_by_both_sides() {
     let shm = dir.join("segments");
     std::fs::create_dir_all(&shm).unwrap();
     let cfg = config(&dir, "shmdir", 64, 0.03, 32);
-    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
-        "batch_size: 8)",
-        &format!("batch_size: 8, shm_dir: \"{}\")", shm.display()),
-    );
+    // The step limit comes from the config here (`trainer.max_steps`), which bounds the loader's
+    // stream too: the pair must end cleanly without `--max-steps`.
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "batch_size: 8)",
+            &format!("batch_size: 8, shm_dir: \"{}\")", shm.display()),
+        )
+        .replace(
+            "checkpoint_every: 1000)",
+            "checkpoint_every: 1000, max_steps: Some(3))",
+        );
     std::fs::write(&cfg, text_cfg).unwrap();
-    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "3"])
+    let out = launch(&cfg, &dir.join("out"), &[])
         .env("RUST_LOG", "info")
         .output()
         .unwrap();

@@ -64,12 +64,16 @@ pub struct TrainerConfig {
     pub backend: Backend,
     pub arch: Arch,
     pub epochs: usize,
-    /// Stop after this many steps even if epochs remain (quick runs, tests).
+    /// Stop after this many steps even if epochs remain (quick runs, tests); `--max-steps` on
+    /// the command line takes precedence.
     pub max_steps: Option<usize>,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     /// The learning rate is scaled by batch / base_batch_size (linear scaling rule).
     pub base_batch_size: usize,
+    /// Not implemented: no method's reference clips gradients. Read only so that configs written
+    /// by earlier versions (which carry `grad_clip_norm: None`) still parse; a value is refused.
+    #[serde(default, skip_serializing)]
     pub grad_clip_norm: Option<f64>,
     /// Checkpoint every N steps (and at the end).
     pub checkpoint_every: usize,

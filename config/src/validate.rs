@@ -181,6 +181,15 @@ impl RunConfig {
         positive("trainer.epochs", t.epochs)?;
         positive("trainer.base_batch_size", t.base_batch_size)?;
         positive("trainer.checkpoint_every", t.checkpoint_every)?;
+        if t.grad_clip_norm.is_some() {
+            return fail(
+                "trainer.grad_clip_norm",
+                "gradient clipping is not implemented (no method's reference uses it); remove the field",
+            );
+        }
+        if t.max_steps == Some(0) {
+            return fail("trainer.max_steps", "must be at least 1");
+        }
         if let Some(n) = t.threads {
             positive("trainer.threads", n)?;
         }

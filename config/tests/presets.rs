@@ -128,3 +128,30 @@ fn zero_trainer_threads_is_rejected() {
     )
     .is_ok());
 }
+
+/// `grad_clip_norm` is not implemented: configs written by earlier versions (`None`) still parse,
+/// a value is refused naming the field; `max_steps: 0` is refused too.
+#[test]
+fn unimplemented_gradient_clipping_is_refused_not_ignored() {
+    let base = |trainer: &str| {
+        format!(
+            r#"RunConfig(name: "t", dataset: (root: "."), method: MocoV2(temperature: 0.2), trainer: ({trainer}))"#
+        )
+    };
+    assert!(RunConfig::from_str(&base("grad_clip_norm: None"), "old").is_ok());
+    let e = RunConfig::from_str(&base("grad_clip_norm: Some(1.0)"), "clip")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("grad_clip_norm") && e.contains("not implemented"),
+        "{e}"
+    );
+    let e = RunConfig::from_str(&base("max_steps: Some(0)"), "zero")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_steps"), "{e}");
+    assert!(!RunConfig::from_str(&base(""), "plain")
+        .unwrap()
+        .to_ron()
+        .contains("grad_clip_norm"));
+}

@@ -182,7 +182,9 @@ pub fn run(cli: &LaunchArgs, resume: Option<ResumePoint>) -> Result<u8> {
             at.step, at.next_epoch, at.next_batch
         );
     }
-    if let Some(m) = cli.max_steps {
+    // The config's `trainer.max_steps` bounds the loader's stream too, as `--max-steps` does:
+    // otherwise the loader would see the trainer leave mid-stream.
+    if let Some(m) = cli.max_steps.or(run.trainer.max_steps) {
         if m <= done_steps {
             bail!("--max-steps {m} is not beyond the checkpoint's step {done_steps}");
         }

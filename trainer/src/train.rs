@@ -165,8 +165,9 @@ fn train<M: Method>(
             &method::state_blobs(online, method, optim)?,
         )
     };
+    let max_steps = args.max_steps.or(run.trainer.max_steps);
     loop {
-        if args.max_steps.is_some_and(|m| step >= m) {
+        if max_steps.is_some_and(|m| step >= m) {
             break;
         }
         let wait_before = ring.waited;
