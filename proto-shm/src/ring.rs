@@ -343,7 +343,7 @@ impl SampleWriter {
         }
     }
 
-    /// This sample's tensors by schema name.
+    /// This sample's tensors by schema name (disjoint byte ranges of the slot).
     pub fn named(&mut self) -> crate::SampleTensors<'_> {
         let seg = &self.slot.shared.seg;
         let base = seg.slot_ptr(self.slot.slot);
@@ -362,25 +362,6 @@ impl SampleWriter {
             })
             .collect();
         crate::SampleTensors::new(&seg.layout.schema, bufs)
-    }
-
-    /// This sample's bytes of every tensor at once (schema order); the ranges are disjoint.
-    pub fn tensors_mut(&mut self) -> Vec<&mut [u8]> {
-        let seg = &self.slot.shared.seg;
-        let base = seg.slot_ptr(self.slot.slot);
-        seg.layout
-            .tensors
-            .iter()
-            .map(|p| {
-                // SAFETY: as in `tensor_mut`; the tensors of one sample never overlap each other.
-                unsafe {
-                    std::slice::from_raw_parts_mut(
-                        base.add(p.offset_in_slot + self.index * p.sample_bytes),
-                        p.sample_bytes,
-                    )
-                }
-            })
-            .collect()
     }
 
     /// Marks the sample complete. Returns true if this completed (and so published) the batch.
