@@ -65,6 +65,8 @@ pub enum DatasetLayout {
     /// Every image file directly under the root (or below it), no labels.
     #[default]
     Flat,
+    /// The images of split `split` of a segmentation dataset (with their label maps; §6).
+    Segmentation { format: SegFormat, split: String },
 }
 
 /// The loader daemon.

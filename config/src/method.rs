@@ -17,6 +17,8 @@ pub enum MethodConfig {
     PatchRotation(PatchRotationConfig),
     /// SSL4DP patch-level MoCo (§9).
     PatchMoco(PatchMocoConfig),
+    /// Downstream semantic segmentation: fine-tuning or validation (§2.5, §4.5; `crate::eval`).
+    Segmentation(crate::SegmentationConfig),
 }
 
 impl MethodConfig {
@@ -30,6 +32,10 @@ impl MethodConfig {
             MethodConfig::Cp2(_) => "cp2",
             MethodConfig::PatchRotation(_) => "patch-rotation",
             MethodConfig::PatchMoco(_) => "patch-moco",
+            MethodConfig::Segmentation(s) => match s.phase {
+                crate::SegPhase::Finetune => "segmentation",
+                crate::SegPhase::Validate { .. } => "segmentation-val",
+            },
         }
     }
 }

@@ -85,6 +85,62 @@ fn moco(prefix: &str, m: &MocoV2Config) -> Check {
     Ok(())
 }
 
+fn segmentation(prefix: &str, s: &SegmentationConfig) -> Check {
+    let f = |n: &str| format!("{prefix}.{n}");
+    positive(&f("classes"), s.classes)?;
+    if s.classes > 255 {
+        return fail(
+            &f("classes"),
+            "label maps are 8-bit with 255 = ignore: at most 255",
+        );
+    }
+    if ![8, 16, 32].contains(&s.output_stride) {
+        return fail(&f("output_stride"), "must be 8, 16 or 32");
+    }
+    match s.head {
+        SegHead::Fcn { channels, .. } | SegHead::MocoFcn { channels } => {
+            positive(&f("head.channels"), channels)?
+        }
+        SegHead::DeepLabV3 { channels, rates } => {
+            positive(&f("head.channels"), channels)?;
+            if rates.0 == 0 || rates.1 == 0 || rates.2 == 0 {
+                return fail(&f("head.rates"), "dilations must be at least 1");
+            }
+        }
+        SegHead::Linear => {}
+    }
+    if !(0.0..1.0).contains(&s.dropout) {
+        return fail(&f("dropout"), "must lie in [0, 1)");
+    }
+    if !(s.aux_weight >= 0.0 && s.aux_weight.is_finite()) {
+        return fail(
+            &f("aux_weight"),
+            "must be zero (no auxiliary head) or positive",
+        );
+    }
+    if s.aux_weight > 0.0 {
+        positive(&f("aux_channels"), s.aux_channels)?;
+    }
+    positive(&f("crop.0"), s.crop.0)?;
+    positive(&f("crop.1"), s.crop.1)?;
+    positive(&f("scale.0"), s.scale.0)?;
+    positive(&f("scale.1"), s.scale.1)?;
+    range(&f("ratio_range"), s.ratio_range, 1e-3, 100.0)?;
+    if !(s.cat_max_ratio > 0.0 && s.cat_max_ratio <= 1.0) {
+        return fail(&f("cat_max_ratio"), "must lie in (0, 1]");
+    }
+    prob(&f("flip_p"), s.flip_p)?;
+    positive(&f("val_slot.0"), s.val_slot.0)?;
+    positive(&f("val_slot.1"), s.val_slot.1)?;
+    if let Some((window, stride)) = s.slide {
+        positive(&f("slide.0"), window)?;
+        if stride == 0 || stride > window {
+            return fail(&f("slide.1"), "the stride must lie in 1..=window");
+        }
+    }
+    Ok(())
+}
+
 impl RunConfig {
     pub(crate) fn validate(&self) -> Check {
         if self.name.is_empty()
@@ -169,6 +225,15 @@ impl RunConfig {
                 }
                 positive("method.decoder_channels", p.decoder_channels)?;
             }
+            MethodConfig::Segmentation(s) => {
+                segmentation("method", s)?;
+                if !matches!(self.dataset.layout, DatasetLayout::Segmentation { .. }) {
+                    return fail(
+                        "dataset.layout",
+                        "segmentation needs a Segmentation(format: …, split: …) layout",
+                    );
+                }
+            }
             MethodConfig::PatchMoco(p) => {
                 moco("method.moco", &p.moco)?;
                 positive("method.cell_stride", p.cell_stride)?;
@@ -217,12 +282,12 @@ impl RunConfig {
             }
         }
         if let Some(e) = &self.eval {
-            positive("eval.num_classes", e.num_classes)?;
             positive("eval.batch_size", e.batch_size)?;
             positive("eval.iterations", e.iterations)?;
-            if ![8, 16, 32].contains(&e.output_stride) {
-                return fail("eval.output_stride", "must be 8, 16 or 32");
+            if e.max_train_images == Some(0) {
+                return fail("eval.max_train_images", "must be at least 1");
             }
+            segmentation("eval.segmentation", &e.segmentation)?;
         }
         Ok(())
     }

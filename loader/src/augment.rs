@@ -193,6 +193,18 @@ impl Renderer {
         self.photometric(p, out);
     }
 
+    /// Pillow's bilinear resampling of `box_` of `src` to `out_w × out_h` (see `Resizer::resize`).
+    pub fn resize(
+        &mut self,
+        src: crate::image::ImageView,
+        box_: [f64; 4],
+        out_w: usize,
+        out_h: usize,
+        out: &mut [u8],
+    ) {
+        self.resizer.resize(src, box_, out_w, out_h, out);
+    }
+
     /// Colour, blur, solarize and flip of an already resized view, in place.
     pub fn photometric(&mut self, p: &ViewParams, out: &mut [u8]) {
         let (ow, oh) = p.out;

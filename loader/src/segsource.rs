@@ -19,15 +19,7 @@ use anyhow::{bail, Context, Result};
 pub const IGNORE: u8 = 255;
 
 /// Where a dataset's pairs are and how its stored labels map to classes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SegLayout {
-    /// VOC layout: `label_dir` is `SegmentationClass` or `SegmentationClassAug`.
-    Voc { label_dir: String },
-    /// Cityscapes; `raw_label_ids`: read `*_gtFine_labelIds.png` and map them to train ids.
-    Cityscapes { raw_label_ids: bool },
-    /// ADE20K: label 0 ("other") is ignored and the 150 classes shift down by one.
-    Ade20k,
-}
+pub use config::SegFormat;
 
 /// One image and its label map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +31,7 @@ pub struct SegPair {
 #[derive(Debug, Clone)]
 pub struct SegDataset {
     pub root: PathBuf,
-    pub layout: SegLayout,
+    pub layout: SegFormat,
     pub classes: usize,
     pub pairs: Vec<SegPair>,
 }
@@ -60,13 +52,13 @@ pub struct LabelMap {
 impl SegDataset {
     /// Lists split `split` (`train`, `val`, `aug`, … for VOC; `train`/`val` for Cityscapes;
     /// `training`/`validation` or `train`/`val` for ADE20K) of the dataset at `root`.
-    pub fn open(root: &Path, layout: SegLayout, split: &str, classes: usize) -> Result<SegDataset> {
+    pub fn open(root: &Path, layout: SegFormat, split: &str, classes: usize) -> Result<SegDataset> {
         let pairs = match &layout {
-            SegLayout::Voc { label_dir } => voc_pairs(root, label_dir, split)?,
-            SegLayout::Cityscapes { raw_label_ids } => {
+            SegFormat::Voc { label_dir } => voc_pairs(root, label_dir, split)?,
+            SegFormat::Cityscapes { raw_label_ids } => {
                 cityscapes_pairs(root, split, *raw_label_ids)?
             }
-            SegLayout::Ade20k => ade_pairs(root, split)?,
+            SegFormat::Ade20k => ade_pairs(root, split)?,
         };
         if pairs.is_empty() {
             bail!("{}: split {split:?} lists no image", root.display());
@@ -104,8 +96,8 @@ impl SegDataset {
         let path = &self.pairs[i].label;
         let mut map = read_png_values(path)?;
         match self.layout {
-            SegLayout::Voc { .. } => {}
-            SegLayout::Cityscapes { raw_label_ids } => {
+            SegFormat::Voc { .. } => {}
+            SegFormat::Cityscapes { raw_label_ids } => {
                 if raw_label_ids {
                     let mut table = [IGNORE; 256];
                     for (train, &id) in CITYSCAPES_TRAIN_IDS.iter().enumerate() {
@@ -114,7 +106,7 @@ impl SegDataset {
                     map.labels.iter_mut().for_each(|v| *v = table[*v as usize]);
                 }
             }
-            SegLayout::Ade20k => map.labels.iter_mut().for_each(|v| {
+            SegFormat::Ade20k => map.labels.iter_mut().for_each(|v| {
                 *v = match *v {
                     0 | IGNORE => IGNORE,
                     x => x - 1,

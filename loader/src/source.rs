@@ -65,6 +65,9 @@ impl Dataset {
         }
         let mut ds = match &cfg.layout {
             DatasetLayout::FileList { list } => read_file_list(&root, list)?,
+            DatasetLayout::Segmentation { format, split } => {
+                segmentation_images(&root, format, split)?
+            }
             layout => {
                 let cache = cache_path(&root, layout);
                 match cache.as_deref().map(read_cache) {
@@ -205,6 +208,26 @@ fn walk_flat(root: &Path) -> Result<(Dataset, DirStamps)> {
         },
         dirs,
     ))
+}
+
+/// The images of a segmentation split, in the order of `SegDataset::open` (so index i is pair i).
+fn segmentation_images(root: &Path, format: &config::SegFormat, split: &str) -> Result<Dataset> {
+    let seg = crate::segsource::SegDataset::open(root, format.clone(), split, 255)?;
+    let entries = seg
+        .pairs
+        .iter()
+        .map(|p| Entry {
+            path: p.image.strip_prefix(root).unwrap_or(&p.image).to_path_buf(),
+            label: -1,
+        })
+        .collect();
+    Ok(Dataset {
+        root: root.to_path_buf(),
+        entries,
+        classes: Vec::new(),
+        empty_classes: Vec::new(),
+        from_cache: false,
+    })
 }
 
 fn read_file_list(root: &Path, list: &Path) -> Result<Dataset> {

@@ -5,14 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use loader::segsource::{checked_label, read_png_values, SegDataset, SegLayout, IGNORE};
+use loader::segsource::{checked_label, read_png_values, SegDataset, SegFormat, IGNORE};
 
 fn camvid() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/camvid")
 }
 
-fn voc() -> SegLayout {
-    SegLayout::Voc {
+fn voc() -> SegFormat {
+    SegFormat::Voc {
         label_dir: "SegmentationClass".into(),
     }
 }
@@ -130,7 +130,7 @@ fn cityscapes_raw_ids_map_to_train_ids_and_ade_reduces_zero() {
     );
     let ds = SegDataset::open(
         &root,
-        SegLayout::Cityscapes {
+        SegFormat::Cityscapes {
             raw_label_ids: true,
         },
         "val",
@@ -147,7 +147,7 @@ fn cityscapes_raw_ids_map_to_train_ids_and_ade_reduces_zero() {
         "{:#}",
         SegDataset::open(
             &root,
-            SegLayout::Cityscapes {
+            SegFormat::Cityscapes {
                 raw_label_ids: false
             },
             "val",
@@ -169,7 +169,7 @@ fn cityscapes_raw_ids_map_to_train_ids_and_ade_reduces_zero() {
         &[0, 1, 150],
         false,
     );
-    let ds = SegDataset::open(&root, SegLayout::Ade20k, "val", 150).unwrap();
+    let ds = SegDataset::open(&root, SegFormat::Ade20k, "val", 150).unwrap();
     assert_eq!(checked_label(&ds, 0).unwrap().labels, vec![IGNORE, 0, 149]);
     std::fs::remove_dir_all(&root).unwrap();
 }

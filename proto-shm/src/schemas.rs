@@ -30,6 +30,10 @@ pub mod names {
     pub const BOXES: &str = "boxes";
     pub const BOX_IDS: &str = "box_ids";
     pub const BOX_LEVELS: &str = "box_levels";
+    /// Segmentation: the label map (u8 per pixel, 255 = ignore or padding).
+    pub const SEG_LABEL: &str = "seg_label";
+    /// Segmentation: the (height, width) of the real content in the top-left corner (i32).
+    pub const EXTENT: &str = "extent";
 }
 
 /// MoCo v2 / DenseCL: two views of `size`² per sample, plus the dataset index and label.
@@ -78,6 +82,17 @@ pub fn patch_moco(batch_size: usize, size: usize, stride: usize) -> Schema {
         .tensor(MATCH, DType::I32, &[g * g])
         .tensor(INDEX, DType::I64, &[1])
         .tensor(LABEL, DType::I64, &[1])
+}
+
+/// Segmentation (fine-tuning crops, or validation images in a slot of the largest size): an image
+/// of `height × width` and its label map; the real content is the top-left `extent`, the rest
+/// padding (image 0, label 255).
+pub fn segmentation(method: &str, batch_size: usize, height: usize, width: usize) -> Schema {
+    Schema::new(method, batch_size)
+        .tensor(VIEW0, DType::U8, &[height, width, 3])
+        .tensor(SEG_LABEL, DType::U8, &[height, width])
+        .tensor(EXTENT, DType::I32, &[2])
+        .tensor(INDEX, DType::I64, &[1])
 }
 
 /// The box sets of a SoCo sample, in the order of the `boxes`, `box_ids` and `box_levels` rows:

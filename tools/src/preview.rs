@@ -58,6 +58,23 @@ impl Sheet {
     }
 }
 
+impl Sheet {
+    /// Copies a `w × h` RGB image into the top-left of tile (row, col) (cropped to the tile).
+    pub fn put_rect(&mut self, row: usize, col: usize, rgb: &[u8], w: usize, h: usize) {
+        let (ox, oy) = self.origin(row, col);
+        for y in 0..h.min(self.size) {
+            for x in 0..w.min(self.size) {
+                let i = (y * w + x) * 3;
+                self.image.put_pixel(
+                    (ox + x) as u32,
+                    (oy + y) as u32,
+                    image::Rgb([rgb[i], rgb[i + 1], rgb[i + 2]]),
+                );
+            }
+        }
+    }
+}
+
 /// Tiles per row and tile size for a run's method (`size`: its main view's side).
 pub fn layout(method: &MethodConfig) -> (usize, usize) {
     match method {
@@ -67,6 +84,13 @@ pub fn layout(method: &MethodConfig) -> (usize, usize) {
         MethodConfig::Cp2(c) => (2, c.view.size),
         MethodConfig::PatchRotation(p) => (2, p.view.size),
         MethodConfig::Soco(s) => (if s.star { 5 } else { 4 }, s.image_size),
+        MethodConfig::Segmentation(s) => {
+            let (h, w) = match s.phase {
+                config::SegPhase::Finetune => s.crop,
+                config::SegPhase::Validate { .. } => s.val_slot,
+            };
+            (2, h.max(w))
+        }
     }
 }
 
@@ -79,7 +103,23 @@ pub fn draw_row(method: &MethodConfig, sample: &SampleBuffers, sheet: &mut Sheet
         MethodConfig::Cp2(c) => cp2(sample, sheet, row, c.output_stride),
         MethodConfig::PatchRotation(p) => patch_rotation(sample, sheet, row, p.grid),
         MethodConfig::Soco(s) => soco(sample, sheet, row, s.boxes_per_view),
+        MethodConfig::Segmentation(_) => segmentation(sample, sheet, row),
     }
+}
+
+/// A segmentation sample: the image (padding dark) and its label map in the class palette, with
+/// the real extent outlined.
+fn segmentation(sample: &SampleBuffers, sheet: &mut Sheet, row: usize) {
+    let spec = &sample.schema().tensors[sample.schema().tensor_index(names::VIEW0).unwrap()];
+    let (h, w) = (spec.shape[0], spec.shape[1]);
+    let image = sample.get(names::VIEW0);
+    let labels = sample.get(names::SEG_LABEL);
+    let coloured: Vec<u8> = labels
+        .iter()
+        .flat_map(|&c| config::class_colour(c))
+        .collect();
+    sheet.put_rect(row, 0, image, w, h);
+    sheet.put_rect(row, 1, &coloured, w, h);
 }
 
 fn two_views(sample: &SampleBuffers, sheet: &mut Sheet, row: usize) {

@@ -22,6 +22,28 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    match trainer::eval::is_validation(&cli.args.config) {
+        Ok(true) => {
+            return match trainer::eval::validate::run(&cli.args) {
+                Ok(r) => {
+                    let out = cli.args.out_dir.clone().unwrap_or_else(|| {
+                        r.predictions.parent().map(Into::into).unwrap_or_default()
+                    });
+                    trainer::eval::validate::print_report(&r, &out);
+                    ExitCode::from(proto_shm::exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("trainer: error: {e:#}");
+                    ExitCode::from(proto_shm::exit::code_for(e.chain()))
+                }
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("trainer: error: {e:#}");
+            return ExitCode::from(proto_shm::exit::FAILED);
+        }
+    }
     match trainer::train::run(&cli.args) {
         Ok(s) => {
             trainer::train::print_summary(&s);

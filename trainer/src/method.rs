@@ -89,6 +89,18 @@ pub trait Method: Sized {
     fn backbone(online: &Self::Online) -> &ResNet;
     fn backbone_mut(online: &mut Self::Online) -> &mut ResNet;
 
+    /// The number of steps the learning-rate schedule spans, where the method fixes it (an
+    /// iteration-based schedule); None: the run's epochs of the loader's stream.
+    fn schedule_steps(_run: &RunConfig) -> Option<usize> {
+        None
+    }
+
+    /// Last touches to the online module once its weights are in place (loaded, restored or
+    /// fresh): e.g. freezing a part that must not train.
+    fn prepare(_run: &RunConfig, online: Self::Online) -> Self::Online {
+        online
+    }
+
     /// A trained backbone to start from, if the config names one: (what to call the start in
     /// messages, the file, the parts of the online module that start fresh). The loop loads it
     /// (`crate::pretrained::init_online`), so methods never depend on the method registry.

@@ -117,6 +117,7 @@ fn train<M: Method>(
         step = ck.state.step;
         tracing::info!(step, "resumed from {}", path.display());
     }
+    let mut online = M::prepare(run, online);
 
     let opts = proto_shm::ShmOptions {
         attach_timeout: Duration::from_secs(120),
@@ -176,7 +177,8 @@ fn train<M: Method>(
         };
         let wait_ms = (ring.waited - wait_before).as_secs_f64() * 1e3;
         let (bpe, total_batches) = ring.stream_info();
-        let total = (run.trainer.epochs as u64 * bpe).max(total_batches).max(1) as usize;
+        let total = M::schedule_steps(run)
+            .unwrap_or((run.trainer.epochs as u64 * bpe).max(total_batches).max(1) as usize);
         let warmup = match run.trainer.schedule {
             Schedule::Cosine { warmup_epochs, .. } => (warmup_epochs * bpe as f64) as usize,
             _ => 0,

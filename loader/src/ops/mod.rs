@@ -33,6 +33,7 @@ pub mod crop;
 pub mod flip;
 pub mod hue_avx2;
 pub mod hue_avx512;
+pub mod photometric;
 pub mod resize;
 pub mod rgb_avx2;
 pub mod rgb_avx512;

@@ -4,6 +4,7 @@
 pub mod cp2;
 pub mod patch_moco;
 pub mod patch_rotation;
+pub mod segmentation;
 pub mod soco;
 mod two_crop;
 
@@ -39,5 +40,8 @@ pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
         MethodConfig::Cp2(c) => Box::new(cp2::Cp2::new(c.clone())),
         MethodConfig::PatchRotation(p) => Box::new(patch_rotation::PatchRotation::new(p.clone())),
         MethodConfig::PatchMoco(p) => Box::new(patch_moco::PatchMoco::new(p.clone())),
+        MethodConfig::Segmentation(s) => {
+            Box::new(segmentation::Segmentation::open(run, s.clone())?)
+        }
     })
 }

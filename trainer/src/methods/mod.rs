@@ -5,6 +5,7 @@ pub mod cp2;
 pub mod densecl;
 pub mod mocov2;
 pub mod plr;
+pub mod segmentation;
 pub mod soco;
 
 use anyhow::{bail, Result};
@@ -27,6 +28,7 @@ pub fn with_method<F: WithMethod>(cfg: &MethodConfig, f: F) -> Result<F::Output>
         MethodConfig::Soco(_) => f.call::<soco::Soco>(),
         MethodConfig::Cp2(_) => f.call::<cp2::Cp2>(),
         MethodConfig::PatchRotation(_) => f.call::<plr::PatchRotation>(),
+        MethodConfig::Segmentation(_) => f.call::<segmentation::Segmentation>(),
         other => bail!("the trainer does not train {} yet", other.name()),
     })
 }

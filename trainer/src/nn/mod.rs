@@ -8,3 +8,4 @@ pub mod mocofcn;
 pub mod resnet;
 pub mod roi_align;
 pub mod roi_head;
+pub mod seg_heads;
