@@ -3,7 +3,7 @@
 //! with a non-zero exit and nothing left in /dev/shm.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -156,24 +156,6 @@ fn resumed_run_reproduces_the_uninterrupted_losses() {
     }
 }
 
-fn child_pids(launch_out: &mut Child) -> (u32, u32, String) {
-    use std::io::{BufRead, BufReader};
-    let stdout = launch_out.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    // "launch: loader pid L, trainer pid T, segment S" — the children's forwarded output may come first.
-    let line = lines
-        .by_ref()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("launch: loader pid"))
-        .expect("launch printed its children's pids");
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let l = f[3].trim_end_matches(',').parse().unwrap();
-    let t = f[6].trim_end_matches(',').parse().unwrap();
-    let seg = f[8].to_string();
-    std::thread::spawn(move || for _ in lines {});
-    (l, t, seg)
-}
-
 fn kill_side(which: usize) {
     let _serial = serial();
     let dir = tempdir(&format!("kill{which}"));
@@ -181,7 +163,7 @@ fn kill_side(which: usize) {
     let mut l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
         .spawn()
         .unwrap();
-    let (loader, trainer, seg) = child_pids(&mut l);
+    let (loader, trainer, seg) = common::child_pids(&mut l);
     std::thread::sleep(Duration::from_millis(2500));
     let victim = if which == 0 { loader } else { trainer };
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
@@ -214,16 +196,10 @@ fn kill_side(which: usize) {
     // Neither child survives.
     for pid in [loader, trainer] {
         assert!(
-            unsafe { libc::kill(pid as i32, 0) } != 0 || pid_is_zombie(pid),
+            unsafe { libc::kill(pid as i32, 0) } != 0 || common::pid_is_zombie(pid),
             "pid {pid} still alive"
         );
     }
-}
-
-fn pid_is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.contains(") Z "))
-        .unwrap_or(true)
 }
 
 #[test]

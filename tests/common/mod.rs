@@ -25,7 +25,7 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
         cmd.args(["build", "-q", "-p", package, "--bin", name]);
-        if name == "launch" {
+        if name == "launch" || name == "evaluate" {
             // launch runs the loader and trainer binaries beside it: they must be current too.
             cmd.args([
                 "-p", "loader", "--bin", "loader", "-p", "trainer", "--bin", "trainer",
@@ -91,4 +91,33 @@ pub fn tempdir(prefix: &str, tag: &str) -> Scratch {
             .tempdir()
             .expect("create a scratch folder in the temp dir"),
     )
+}
+
+/// The loader's and trainer's pids and the segment name, from `launch`'s first line (the rest of
+/// its stdout is drained in the background).
+#[allow(dead_code)]
+pub fn child_pids(launch_out: &mut std::process::Child) -> (u32, u32, String) {
+    use std::io::{BufRead, BufReader};
+    let stdout = launch_out.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // "launch: loader pid L, trainer pid T, segment S" — the children's forwarded output may come first.
+    let line = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("launch: loader pid"))
+        .expect("launch printed its children's pids");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let l = f[3].trim_end_matches(',').parse().unwrap();
+    let t = f[6].trim_end_matches(',').parse().unwrap();
+    let seg = f[8].to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (l, t, seg)
+}
+
+/// Whether `pid` is gone or a zombie (reaped by nobody yet).
+#[allow(dead_code)]
+pub fn pid_is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
 }

@@ -151,6 +151,71 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -
     Ok(())
 }
 
+/// Fine-tuning curves of several inits on one chart: each one's loss smoothed over ~5 % of the
+/// run, its final validation mIoU in the legend.
+pub fn plot_finetune(
+    curves: &[(String, std::path::PathBuf, f64)],
+    png: &Path,
+    title: &str,
+) -> Result<()> {
+    let colours = [BLUE, RED, GREEN, MAGENTA, CYAN];
+    let mut series = Vec::new();
+    for (label, jsonl, miou) in curves {
+        let text = std::fs::read_to_string(jsonl)?;
+        let pts: Vec<(f64, f64)> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
+            .collect();
+        if pts.is_empty() {
+            anyhow::bail!("no steps in {}", jsonl.display());
+        }
+        let smooth = smoothed(&pts, (pts.len() / 20).max(1) | 1);
+        series.push((format!("{label}: val mIoU {:.2}", miou * 100.0), smooth));
+    }
+    let with_text = register_font();
+    let all = series.iter().flat_map(|s| s.1.iter());
+    let x1 = all.clone().map(|p| p.0).fold(1.0, f64::max);
+    let ymax = all.clone().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let ymin = all.map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
+    let root = BitMapBackend::new(png, (800, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(20);
+    if with_text {
+        builder
+            .caption(title, ("sans-serif", 22))
+            .x_label_area_size(40)
+            .y_label_area_size(60);
+    }
+    let mut chart = builder.build_cartesian_2d(0f64..x1, ymin..(ymax * 1.05).max(1e-3))?;
+    if with_text {
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("loss (moving average)")
+            .draw()?;
+    }
+    for ((label, pts), colour) in series.into_iter().zip(colours.iter().cycle()) {
+        let c = *colour;
+        let s = chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?;
+        if with_text {
+            s.label(label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+            });
+        }
+    }
+    if with_text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -187,6 +187,9 @@ fn train<M: Method>(
         let t = Instant::now();
         let seed = run.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let ctx = StepCtx { step, total, seed };
+        // Device-side randomness (dropout) from this step's seed, so a resumed run draws what
+        // the uninterrupted run drew.
+        device.seed(seed);
         let momentum = method.momentum(ctx);
         let (loss, terms) =
             method::train_step(&mut online, &mut method, &mut optim, lr, &batch, ctx);

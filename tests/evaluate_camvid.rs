@@ -1,0 +1,242 @@
+//! Segmentation evaluation end to end on real data (`../shared/data/camvid`, VOC layout, 11
+//! classes) through real processes: `evaluate` fine-tunes from random init through a loader +
+//! trainer pair, the loss falls, and validation over all 101 val images beats the majority-class
+//! predictor's mIoU, with `eval.json`, the loss plot and the prediction sheet written; fine-tuning
+//! resumes exactly from a checkpoint; SIGKILL of either side during fine-tuning ends the pair
+//! quickly with the dead side named and no segment left, as in pretraining.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+fn camvid() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/camvid")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn losses(metrics: &Path) -> Vec<f64> {
+    std::fs::read_to_string(metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+const SEGMENTATION: &str = r#"(
+        classes: 11,
+        class_names: ["sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian", "bicyclist"],
+        head: Fcn(convs: 1, channels: 64, concat_input: true),
+        aux_channels: 32,
+        output_stride: 16,
+        crop: (128, 160),
+        scale: (480, 360),
+        ratio_range: (0.4, 0.8),
+    )"#;
+
+/// A pretraining config whose `eval` section fine-tunes an R18 on CamVid.
+fn eval_config(dir: &Path, iterations: usize) -> PathBuf {
+    let body = format!(
+        r#"RunConfig(
+    name: "camvid-e2e", seed: 5,
+    dataset: (root: "{photos}", layout: Flat),
+    loader: (workers: 2, ring_slots: 3, batch_size: 8),
+    method: MocoV2(view: (size: 64)),
+    trainer: (arch: ResNet18),
+    eval: (
+        root: "{camvid}",
+        format: Voc(label_dir: "SegmentationClass"),
+        segmentation: {SEGMENTATION},
+        batch_size: 4,
+        iterations: {iterations},
+        optimizer: Sgd(lr: 0.01, momentum: 0.9, weight_decay: 5e-4),
+    ),
+)"#,
+        photos = common::photos().display(),
+        camvid = camvid().display(),
+    );
+    let p = dir.join("camvid.ron");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// A fine-tuning run config (what `evaluate` derives), for `launch` directly.
+fn finetune_config(dir: &Path) -> PathBuf {
+    let body = format!(
+        r#"RunConfig(
+    name: "camvid-ft", seed: 6,
+    dataset: (root: "{camvid}", layout: Segmentation(format: Voc(label_dir: "SegmentationClass"), split: "train"), max_images: 40),
+    loader: (workers: 2, ring_slots: 3, batch_size: 4),
+    method: Segmentation{SEGMENTATION},
+    trainer: (arch: ResNet18, epochs: 1000, optimizer: Sgd(lr: 0.01, momentum: 0.9, weight_decay: 5e-4),
+              schedule: Poly(power: 0.9, min_lr: 1e-4), base_batch_size: 4, checkpoint_every: 1000),
+)"#,
+        camvid = camvid().display(),
+    );
+    let p = dir.join("finetune.ron");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn fine_tuning_lowers_the_loss_and_beats_the_majority_class() {
+    let dir = common::tempdir("evaluate", "camvid");
+    let cfg = eval_config(&dir, 60);
+    let out = dir.join("out");
+    let o = Command::new(common::workspace_bin("tools", "evaluate"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--random-init-only")
+        .arg("--out-dir")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .env("DENSEPRE_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("mIoU: random init "), "{t}");
+    let loss = losses(&out.join("random/finetune/metrics.jsonl"));
+    assert_eq!(loss.len(), 60);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (early, late) = (mean(&loss[..10]), mean(&loss[50..]));
+    assert!(
+        late < early - 0.3,
+        "loss did not fall: {early:.3} -> {late:.3}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("random/val/eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["images"], 101, "every val image is validated once");
+    let (miou, floor) = (
+        report["miou"].as_f64().unwrap(),
+        report["majority_miou"].as_f64().unwrap(),
+    );
+    assert!(
+        miou > floor + 0.02,
+        "mIoU {miou:.4} vs majority-class {floor:.4}"
+    );
+    assert_eq!(report["classes"][3]["name"], "road");
+    for f in ["eval.json", "finetune.png", "random/val/predictions.png"] {
+        let p = out.join(f);
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 100)
+                .unwrap_or(false),
+            "{}",
+            p.display()
+        );
+    }
+    // The prediction sheet: three 480-wide tiles per row, one row per image.
+    let sheet = image::open(out.join("random/val/predictions.png")).unwrap();
+    assert_eq!(sheet.width(), 3 * 480 + 4 * 4);
+}
+
+fn launch(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
+    common::workspace_bin("loader", "loader");
+    common::workspace_bin("trainer", "trainer");
+    let mut c = Command::new(common::workspace_bin("tools", "launch"));
+    c.arg("--config")
+        .arg(cfg)
+        .arg("--out-dir")
+        .arg(out)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env("DENSEPRE_CACHE_DIR", out.join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn fine_tuning_resumes_exactly() {
+    let dir = common::tempdir("evaluate", "resume");
+    let cfg = finetune_config(&dir);
+    let run = |out: &str, extra: &[&str]| {
+        let o = launch(&cfg, &dir.join(out), extra).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    run("full", &["--max-steps", "6"]);
+    run("split", &["--max-steps", "3"]);
+    let ck = dir.join("split/last.ckpt");
+    run(
+        "split",
+        &["--max-steps", "6", "--resume", ck.to_str().unwrap()],
+    );
+    let (a, b) = (
+        losses(&dir.join("full/metrics.jsonl")),
+        losses(&dir.join("split/metrics.jsonl")),
+    );
+    assert_eq!((a.len(), b.len()), (6, 6));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+            "step {i}: {x} vs {y}"
+        );
+    }
+}
+
+#[test]
+fn killing_either_side_during_fine_tuning_ends_the_pair() {
+    let dir = common::tempdir("evaluate", "kill");
+    let cfg = finetune_config(&dir);
+    for (which, side) in [(0, "loader"), (1, "trainer")] {
+        let mut l = launch(
+            &cfg,
+            &dir.join(format!("out{which}")),
+            &["--max-steps", "100000"],
+        )
+        .spawn()
+        .unwrap();
+        let (loader, trainer, seg) = common::child_pids(&mut l);
+        std::thread::sleep(Duration::from_millis(2500));
+        let victim = if which == 0 { loader } else { trainer };
+        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = l.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "launch still running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        use std::io::Read;
+        l.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the pair took {:?} to end",
+            t.elapsed()
+        );
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("launch: {side} (pid {victim}) failed")),
+            "{err}"
+        );
+        assert!(
+            !Path::new("/dev/shm").join(&seg).exists(),
+            "segment left behind"
+        );
+        for pid in [loader, trainer] {
+            assert!(
+                unsafe { libc::kill(pid as i32, 0) } != 0 || common::pid_is_zombie(pid),
+                "pid {pid} still alive"
+            );
+        }
+    }
+}
