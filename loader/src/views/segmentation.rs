@@ -70,11 +70,10 @@ fn nearest(i: usize, scaled: usize, full: usize) -> usize {
     (((i as f64 + 0.5) * full as f64 / scaled as f64) as usize).min(full - 1)
 }
 
-/// The label of rescaled pixel (x, y), nearest neighbour at pixel centres.
-fn scaled_label(label: &LabelMap, scaled: (usize, usize), x: usize, y: usize) -> u8 {
-    let sx = nearest(x, scaled.0, label.width);
-    let sy = nearest(y, scaled.1, label.height);
-    label.labels[sy * label.width + sx]
+/// The source columns (or rows) that rescaled pixels `from..from + n` read by nearest neighbour
+/// (computed once per window, not per pixel).
+fn nearest_range(from: usize, n: usize, scaled: usize, full: usize) -> Vec<usize> {
+    (from..from + n).map(|i| nearest(i, scaled, full)).collect()
 }
 
 /// Whether one class covers less than `max_ratio` of the window's labelled pixels, with at least
@@ -86,11 +85,11 @@ pub fn crop_is_varied(
     max_ratio: f32,
 ) -> bool {
     let mut counts = [0u64; 256];
-    for y in w.y..w.y + w.h {
-        let sy = nearest(y, scaled.1, label.height);
+    let xs = nearest_range(w.x, w.w, scaled.0, label.width);
+    for sy in nearest_range(w.y, w.h, scaled.1, label.height) {
         let row = &label.labels[sy * label.width..(sy + 1) * label.width];
-        for x in w.x..w.x + w.w {
-            counts[row[nearest(x, scaled.0, label.width)] as usize] += 1;
+        for &sx in &xs {
+            counts[row[sx] as usize] += 1;
         }
     }
     counts[IGNORE as usize] = 0;
@@ -286,10 +285,13 @@ impl Views for Segmentation {
                 render_window(io, img.slot, &img.placement, p.scaled, w, slot_w, image);
                 let seg = out.take(names::SEG_LABEL);
                 seg.fill(IGNORE);
-                for y in 0..w.h {
+                let xs = nearest_range(w.x, w.w, p.scaled.0, label.width);
+                let ys = nearest_range(w.y, w.h, p.scaled.1, label.height);
+                for (y, &sy) in ys.iter().enumerate() {
+                    let src = &label.labels[sy * label.width..(sy + 1) * label.width];
                     let row = &mut seg[y * slot_w..y * slot_w + w.w];
-                    for (x, v) in row.iter_mut().enumerate() {
-                        *v = scaled_label(&label, p.scaled, w.x + x, w.y + y);
+                    for (v, &sx) in row.iter_mut().zip(&xs) {
+                        *v = src[sx];
                     }
                     if p.flip {
                         row.reverse();

@@ -6,7 +6,9 @@
 //!     thread releases them), for each requested worker count;
 //!   * `decode`: decode-only with libjpeg-turbo, one thread, full resolution;
 //!   * `python`: the same pipeline in Pillow + numpy (tests/reference/{moco,soco,cp2}_pipeline.py),
-//!     one process (SoCo's reads the store's boxes as SoCo's JSON).
+//!     one process (SoCo's reads the store's boxes as SoCo's JSON); for `segmentation` (mmseg's
+//!     train pipeline on a VOC-layout `--data`, crops of `--size`) OpenCV + numpy as mmseg runs it
+//!     (tests/reference/seg_pipeline.py).
 //!
 //! It prints a table with ratios and peak RSS, ready for BENCHMARKS.md.
 
@@ -45,7 +47,7 @@ struct Cli {
     /// Python with Pillow and numpy (scripts/setup.sh --python makes .venv).
     #[arg(long, default_value = ".venv/bin/python")]
     python: PathBuf,
-    /// Which pipeline: mocov2, soco or cp2.
+    /// Which pipeline: mocov2, soco, cp2 or segmentation (--data is then a VOC-layout root).
     #[arg(long, default_value = "mocov2")]
     method: String,
     /// SoCo: the proposal store of --data (tools/precompute-proposals run --data DIR --out STORE).
@@ -148,9 +150,44 @@ fn dataset(dir: &Path) -> Result<Arc<Dataset>> {
     })?))
 }
 
+/// The segmentation run of `--data` (VOC layout, train split): mmseg's VOC protocol with crops
+/// of `--size`.
+fn segmentation_run(cli: &Cli) -> Result<config::RunConfig> {
+    let mut run = config::RunConfig::from_str(
+        "(name: \"profile\", dataset: (root: \".\"), method: MocoV2())",
+        "profile-throughput",
+    )?;
+    run.dataset = DatasetConfig {
+        root: cli.data.clone(),
+        layout: DatasetLayout::Segmentation {
+            format: config::SegFormat::default(),
+            split: "train".into(),
+        },
+        proposals: None,
+        max_images: None,
+    };
+    run.method = config::MethodConfig::Segmentation(config::SegmentationConfig {
+        classes: 255,
+        crop: (cli.size, cli.size),
+        ..Default::default()
+    });
+    Ok(run)
+}
+
 fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
-    let ds = dataset(&cli.data)?;
+    let ds = if cli.method == "segmentation" {
+        Arc::new(Dataset::open(&segmentation_run(cli)?.dataset)?)
+    } else {
+        dataset(&cli.data)?
+    };
     let views: Box<dyn Views> = match cli.method.as_str() {
+        "segmentation" => {
+            let run = segmentation_run(cli)?;
+            let config::MethodConfig::Segmentation(seg) = run.method.clone() else {
+                unreachable!()
+            };
+            Box::new(loader::views::segmentation::Segmentation::open(&run, seg)?)
+        }
         "mocov2" => Box::new(TwoCrop::new(
             "mocov2",
             ViewAugment {
@@ -177,7 +214,7 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
             },
             ..Cp2Config::default()
         })),
-        other => bail!("unknown --method {other} (mocov2, soco, cp2)"),
+        other => bail!("unknown --method {other} (mocov2, soco, cp2, segmentation)"),
     };
     let views = views.as_ref();
     let batch = 32;
@@ -226,7 +263,11 @@ fn measure_rust(cli: &Cli, workers: usize) -> Result<(f64, f64)> {
 }
 
 fn measure_decode(cli: &Cli) -> Result<(f64, f64)> {
-    let ds = dataset(&cli.data)?;
+    let ds = if cli.method == "segmentation" {
+        dataset(&cli.data.join("JPEGImages"))?
+    } else {
+        dataset(&cli.data)?
+    };
     let mut dec = loader::decode::Decoder::new(89_478_485);
     let mut img = loader::image::RgbImage::default();
     let start = Instant::now();
@@ -290,6 +331,7 @@ fn run_python(cli: &Cli, soco_json: Option<&Path>) -> Result<(f64, f64)> {
     let script = match cli.method.as_str() {
         "mocov2" => "moco_pipeline.py",
         "soco" => "soco_pipeline.py",
+        "segmentation" => "seg_pipeline.py",
         _ => "cp2_pipeline.py",
     };
     let mut cmd = Command::new(&cli.python);
@@ -380,6 +422,7 @@ fn main() -> Result<()> {
         match cli.method.as_str() {
             "soco" => "SoCo (V1, V2, V3 + boxes)",
             "cp2" => "CP² composite",
+            "segmentation" => "mmseg segmentation crop",
             _ => "MoCo v2 two-view",
         },
         cli.data.display(),
@@ -396,7 +439,12 @@ fn main() -> Result<()> {
     println!("| pipeline | samples/s | peak RSS | ÷ Python (1 proc) | ÷ decode-only |");
     println!("|---|---|---|---|---|");
     println!(
-        "| Python Pillow+numpy, 1 process | {:.1} | {:.0} MiB | 1.00 | {:.2} |",
+        "| Python {}, 1 process | {:.1} | {:.0} MiB | 1.00 | {:.2} |",
+        if cli.method == "segmentation" {
+            "OpenCV+numpy (mmseg)"
+        } else {
+            "Pillow+numpy"
+        },
         rate(&py),
         rss(&py),
         ratio(&py, &decode)
