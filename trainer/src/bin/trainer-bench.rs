@@ -7,7 +7,10 @@
 //!     online network (backbone, FPN, RoIAlign on 4 levels, 4conv1fc, projector, predictor) and the
 //!     target network, the symmetrised box loss, one LARS step;
 //!   * cp2: key EMA, query segmentor (OS16 ResNet, ASPP, projection) forward + backward, key
-//!     forward in 2 shuffled sub-batches, instance + dense losses on a 4096-key queue, one SGD step.
+//!     forward in 2 shuffled sub-batches, instance + dense losses on a 4096-key queue, one SGD step;
+//!   * seg: segmentation fine-tuning (mmseg's fcn_r{18,50}-d8: OS8 ResNet, FCNHead with
+//!     concat_input, auxiliary FCNHead on C4 at weight 0.4, 21 classes), per-pixel cross-entropy
+//!     (ignore 255) on logits upsampled to the crop, one SGD step (tests/reference/torch_seg_step.py).
 //!
 //! Each step is the trainer's own step function (`trainer::method::train_step`: EMA update,
 //! loss, backward, optimiser step) and ends by reading the loss back (which waits for the
@@ -36,7 +39,7 @@ struct Cli {
     steps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// mocov2, soco or cp2.
+    /// mocov2, soco, cp2 or seg.
     #[arg(long, default_value = "mocov2")]
     method: String,
     /// SoCo: pool each box on its assigned FPN level only (`roi_all_levels: false`).
@@ -141,6 +144,31 @@ fn cp2_batch(n: usize, res: usize, device: &Device) -> StepBatch {
     )
 }
 
+/// A synthetic segmentation batch: a random crop, random labels over 21 classes with a tenth
+/// ignored, the whole crop real (no padding).
+fn seg_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let labels: Vec<u8> = (0..n * res * res)
+        .map(|_| {
+            if rng.random::<f32>() < 0.1 {
+                255
+            } else {
+                rng.random_range(0..21u8)
+            }
+        })
+        .collect();
+    let extent: Vec<u8> = (0..n)
+        .flat_map(|_| [res as i32, res as i32])
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let img = Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
+    StepBatch::new(
+        [(names::VIEW0, img)],
+        [(names::SEG_LABEL, labels), (names::EXTENT, extent)],
+    )
+}
+
 /// A synthetic MoCo v2 batch: two random views.
 fn two_crop_batch(n: usize, res: usize, device: &Device) -> StepBatch {
     let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
@@ -222,7 +250,28 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
             },
             0.015,
         ),
-        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2)"),
+        "seg" => {
+            let r50 = arch == config::Arch::ResNet50;
+            (
+                MethodConfig::Segmentation(config::SegmentationConfig {
+                    head: config::SegHead::Fcn {
+                        convs: 2,
+                        channels: if r50 { 512 } else { 128 },
+                        concat_input: true,
+                    },
+                    aux_channels: if r50 { 256 } else { 64 },
+                    crop: (cli.res, cli.res),
+                    ..Default::default()
+                }),
+                config::Optimizer::Sgd {
+                    lr: 0.01,
+                    momentum: 0.9,
+                    weight_decay: 5e-4,
+                },
+                0.01,
+            )
+        }
+        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2, seg)"),
     };
     let text = format!(
         "(name: \"bench\", dataset: (root: \".\"), method: MocoV2(temperature: 0.2), loader: (batch_size: {}))",
@@ -306,6 +355,7 @@ fn main() -> Result<()> {
     let batch = match cli.method.as_str() {
         "soco" => soco_batch(cli.batch, cli.res, &device),
         "cp2" => cp2_batch(cli.batch, cli.res, &device),
+        "seg" => seg_batch(cli.batch, cli.res, &device),
         _ => two_crop_batch(cli.batch, cli.res, &device),
     };
     with_method(
