@@ -25,6 +25,7 @@ PROBE_ITERS=${PROBE_ITERS:-800}
 LOW=${LOW:-37}
 SEEDS=${SEEDS:-"1 2"}
 METHODS=${METHODS:-"mocov2 densecl soco cp2 cp2qt"}
+PROTOCOLS=${PROTOCOLS:-"full probe low"}
 DATA=$(cd "${DATA:-../shared/data}" && pwd)
 OUT=${OUT:-runs/quality}
 
@@ -38,7 +39,7 @@ OUT=$(cd "$OUT" && pwd)
 # The pretraining images: CamVid train + the photos, listed relative to $DATA.
 list="$OUT/pretrain.txt"
 sed 's|^\(.*\)$|camvid/JPEGImages/\1.jpg|' "$DATA/camvid/ImageSets/Segmentation/train.txt" > "$list"
-(cd "$DATA" && ls photos/ | sed 's|^|photos/|') >> "$list"
+(cd "$DATA" && ls photos/ | grep -iE '\.(jpe?g|png)$' | sed 's|^|photos/|') >> "$list"
 
 # eval sections: full fine-tuning, linear probe, low-label.
 eval_section() { # protocol
@@ -129,7 +130,7 @@ for seed in $SEEDS; do
                 > "$dir/$protocol.ron"
         done
         if [ "$method" = random ]; then
-            for protocol in full probe low; do
+            for protocol in $PROTOCOLS; do
                 echo "quality: random init, seed $seed, $protocol" >&2
                 evaluate "$dir/$protocol.ron" "$dir/$protocol" --random-init-only
             done
@@ -140,7 +141,7 @@ for seed in $SEEDS; do
             RUST_LOG=warn ./target/release/launch --config "$dir/full.ron" --out-dir "$dir/pretrain" | grep -E 'summary' || exit 1
             touch "$dir/pretrain.done"
         fi
-        for protocol in full probe low; do
+        for protocol in $PROTOCOLS; do
             echo "quality: $method, seed $seed, $protocol" >&2
             evaluate "$dir/$protocol.ron" "$dir/$protocol" --backbone "$dir/pretrain/last.ckpt"
         done
