@@ -253,3 +253,74 @@ fn forward_passes_equal_the_reference() {
         }
     }
 }
+
+/// Sliding-window inference (mmseg's `slide_inference`): a window that covers the image is the
+/// whole-image pass exactly; overlapping windows give full-size logits that average, per pixel,
+/// the windows covering it — checked against the windows run one by one here.
+#[test]
+fn sliding_windows_average_the_windows_that_cover_each_pixel() {
+    use trainer::eval::validate::infer;
+    use trainer::nn::seg_heads::SegNet;
+    let device = trainer::backend::test_device();
+    let cfg = config::SegmentationConfig {
+        classes: 3,
+        head: SegHead::Fcn {
+            convs: 1,
+            channels: 8,
+            concat_input: false,
+        },
+        aux_weight: 0.0,
+        output_stride: 16,
+        ..Default::default()
+    };
+    let net = SegNet::new(trainer::nn::resnet::Depth::R18, &cfg, &device);
+    let x = Tensor::<4>::random(
+        [1, 3, 40, 56],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let whole = net.predict(x.clone());
+    let covering = infer(&net, x.clone(), Some((64, 32)));
+    assert_close(
+        covering,
+        &whole
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        &[1, 3, 40, 56],
+        "covering window",
+    );
+    // Windows of 32 every 24 (mmseg's grid: ⌈(len − 32) / 24⌉ + 1 = 2 each way): rows at 0 and
+    // 8 (the second pulled back flush with the border), columns at 0 and 24.
+    let slid = infer(&net, x.clone(), Some((32, 24)));
+    let (h, w) = (40usize, 56usize);
+    let mut sum = vec![0f32; 3 * h * w];
+    let mut count = vec![0f32; h * w];
+    for (y1, x1) in [(0, 0), (0, 24), (8, 0), (8, 24)] {
+        let p = net
+            .predict(x.clone().slice([0..1, 0..3, y1..y1 + 32, x1..x1 + 32]))
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for c in 0..3 {
+            for y in 0..32 {
+                for xx in 0..32 {
+                    sum[c * h * w + (y1 + y) * w + x1 + xx] += p[c * 32 * 32 + y * 32 + xx];
+                }
+            }
+        }
+        for y in 0..32 {
+            for xx in 0..32 {
+                count[(y1 + y) * w + x1 + xx] += 1.0;
+            }
+        }
+    }
+    let want: Vec<f32> = sum
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s / count[i % (h * w)])
+        .collect();
+    assert_close(slid, &want, &[1, 3, 40, 56], "sliding windows");
+}
