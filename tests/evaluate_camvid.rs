@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 mod common;
 
@@ -192,51 +191,14 @@ fn fine_tuning_resumes_exactly() {
 fn killing_either_side_during_fine_tuning_ends_the_pair() {
     let dir = common::tempdir("evaluate", "kill");
     let cfg = finetune_config(&dir);
-    for (which, side) in [(0, "loader"), (1, "trainer")] {
-        let mut l = launch(
+    for which in [0, 1] {
+        let l = launch(
             &cfg,
             &dir.join(format!("out{which}")),
             &["--max-steps", "100000"],
         )
         .spawn()
         .unwrap();
-        let (loader, trainer, seg) = common::child_pids(&mut l);
-        std::thread::sleep(Duration::from_millis(2500));
-        let victim = if which == 0 { loader } else { trainer };
-        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-        let t = Instant::now();
-        let status = loop {
-            if let Some(s) = l.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(15),
-                "launch still running"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        use std::io::Read;
-        l.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "the pair took {:?} to end",
-            t.elapsed()
-        );
-        assert_eq!(status.code(), Some(1), "{err}");
-        assert!(
-            err.contains(&format!("launch: {side} (pid {victim}) failed")),
-            "{err}"
-        );
-        assert!(
-            !Path::new("/dev/shm").join(&seg).exists(),
-            "segment left behind"
-        );
-        for pid in [loader, trainer] {
-            assert!(
-                unsafe { libc::kill(pid as i32, 0) } != 0 || common::pid_is_zombie(pid),
-                "pid {pid} still alive"
-            );
-        }
+        common::kill_side_and_check(l, which);
     }
 }

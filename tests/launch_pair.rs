@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 mod common;
 
@@ -160,46 +159,10 @@ fn kill_side(which: usize) {
     let _serial = serial();
     let dir = tempdir(&format!("kill{which}"));
     let cfg = config(&dir, &format!("kill{which}"), 64, 0.03, 96);
-    let mut l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
+    let l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
         .spawn()
         .unwrap();
-    let (loader, trainer, seg) = common::child_pids(&mut l);
-    std::thread::sleep(Duration::from_millis(2500));
-    let victim = if which == 0 { loader } else { trainer };
-    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = l.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "launch still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = t.elapsed();
-    let mut err = String::new();
-    use std::io::Read;
-    l.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(took < Duration::from_secs(5), "pair took {took:?} to end");
-    assert_eq!(status.code(), Some(1), "{err}");
-    let side = if which == 0 { "loader" } else { "trainer" };
-    assert!(
-        err.contains(&format!("launch: {side} (pid {victim}) failed")),
-        "{err}"
-    );
-    assert!(
-        !Path::new("/dev/shm").join(&seg).exists(),
-        "segment left behind"
-    );
-    // Neither child survives.
-    for pid in [loader, trainer] {
-        assert!(
-            unsafe { libc::kill(pid as i32, 0) } != 0 || common::pid_is_zombie(pid),
-            "pid {pid} still alive"
-        );
-    }
+    common::kill_side_and_check(l, which);
 }
 
 #[test]

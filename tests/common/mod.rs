@@ -121,3 +121,55 @@ pub fn pid_is_zombie(pid: u32) -> bool {
         .map(|s| s.contains(") Z "))
         .unwrap_or(true)
 }
+
+/// SIGKILLs one side of a running `launch` (0: loader, 1: trainer; stdout and stderr piped) 2.5 s
+/// in, then checks what pretraining and fine-tuning alike promise: `launch` ends within 5 s with
+/// exit 1, naming the dead side and its pid, no segment is left in /dev/shm, and neither child
+/// survives.
+#[allow(dead_code)]
+pub fn kill_side_and_check(mut launch: std::process::Child, which: usize) {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let (loader, trainer, seg) = child_pids(&mut launch);
+    std::thread::sleep(Duration::from_millis(2500));
+    let victim = if which == 0 { loader } else { trainer };
+    // SAFETY: kill(2) on a pid this test's launch spawned.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = launch.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "launch still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t.elapsed();
+    let mut err = String::new();
+    launch
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(took < Duration::from_secs(5), "pair took {took:?} to end");
+    assert_eq!(status.code(), Some(1), "{err}");
+    let side = if which == 0 { "loader" } else { "trainer" };
+    assert!(
+        err.contains(&format!("launch: {side} (pid {victim}) failed")),
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new("/dev/shm").join(&seg).exists(),
+        "segment left behind"
+    );
+    for pid in [loader, trainer] {
+        assert!(
+            // SAFETY: signal 0 only checks that the pid exists.
+            unsafe { libc::kill(pid as i32, 0) } != 0 || pid_is_zombie(pid),
+            "pid {pid} still alive"
+        );
+    }
+}
