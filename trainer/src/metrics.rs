@@ -77,11 +77,8 @@ pub fn smoothed(pts: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Reads a metrics JSONL file and draws loss against step into `png`: every step (light), a
-/// moving average over ~5 % of the run (dark) and, when the method has one, the loss of a
-/// network that has learnt nothing (`chance`, dashed red) — so a MoCo loss that rises while its
-/// queue fills with real keys reads as what it is.
-pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -> Result<()> {
+/// (step, loss) of every line of a metrics JSONL file.
+fn loss_points(jsonl: &Path) -> Result<Vec<(f64, f64)>> {
     let text = std::fs::read_to_string(jsonl)?;
     let pts: Vec<(f64, f64)> = text
         .lines()
@@ -91,6 +88,72 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -
     if pts.is_empty() {
         anyhow::bail!("no steps in {}", jsonl.display());
     }
+    Ok(pts)
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// An 800×480 chart over `x` × `y` with its title and axis names (when a font is available).
+fn chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    axes: (&str, &str),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    with_text: bool,
+) -> Result<Chart<'a, 'b>> {
+    root.fill(&WHITE)?;
+    let mut builder = ChartBuilder::on(root);
+    builder.margin(20);
+    if with_text {
+        builder
+            .caption(title, ("sans-serif", 22))
+            .x_label_area_size(40)
+            .y_label_area_size(60);
+    }
+    let mut chart = builder.build_cartesian_2d(x, y)?;
+    if with_text {
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .draw()?;
+    }
+    Ok(chart)
+}
+
+/// The legend box, when a font is available.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    with_text: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    if with_text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// Reads a metrics JSONL file and draws loss against step into `png`: every step (light), a
+/// moving average over ~5 % of the run (dark) and, when the method has one, the loss of a
+/// network that has learnt nothing (`chance`, dashed red) — so a MoCo loss that rises while its
+/// queue fills with real keys reads as what it is.
+pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -> Result<()> {
+    let pts = loss_points(jsonl)?;
     let with_text = register_font();
     let x1 = pts.iter().map(|p| p.0).fold(1.0, f64::max);
     let ys = pts.iter().map(|p| p.1).chain(chance);
@@ -99,23 +162,14 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -
     // 5 % of the span above and below: losses may be negative (BYOL-style) or constant.
     let pad = ((ymax - ymin) * 0.05).max(1e-3);
     let root = BitMapBackend::new(png, (800, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if with_text {
-        builder
-            .caption(title, ("sans-serif", 22))
-            .x_label_area_size(40)
-            .y_label_area_size(60);
-    }
-    let mut chart = builder.build_cartesian_2d(0f64..x1, (ymin - pad)..(ymax + pad))?;
-    if with_text {
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc("loss")
-            .draw()?;
-    }
+    let mut chart = chart(
+        &root,
+        title,
+        ("step", "loss"),
+        0f64..x1,
+        (ymin - pad)..(ymax + pad),
+        with_text,
+    )?;
     let smooth = smoothed(&pts, (pts.len() / 20).max(1) | 1);
     let raw = chart.draw_series(LineSeries::new(pts, BLUE.mix(0.3)))?;
     if with_text {
@@ -140,13 +194,7 @@ pub fn plot_losses(jsonl: &Path, png: &Path, title: &str, chance: Option<f64>) -
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
         }
     }
-    if with_text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
+    legend(&mut chart, with_text)?;
     root.present()?;
     Ok(())
 }
@@ -161,15 +209,7 @@ pub fn plot_finetune(
     let colours = [BLUE, RED, GREEN, MAGENTA, CYAN];
     let mut series = Vec::new();
     for (label, jsonl, miou) in curves {
-        let text = std::fs::read_to_string(jsonl)?;
-        let pts: Vec<(f64, f64)> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?)))
-            .collect();
-        if pts.is_empty() {
-            anyhow::bail!("no steps in {}", jsonl.display());
-        }
+        let pts = loss_points(jsonl)?;
         let smooth = smoothed(&pts, (pts.len() / 20).max(1) | 1);
         series.push((format!("{label}: val mIoU {:.2}", miou * 100.0), smooth));
     }
@@ -179,23 +219,14 @@ pub fn plot_finetune(
     let ymax = all.clone().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     let ymin = all.map(|p| p.1).fold(f64::INFINITY, f64::min).min(0.0);
     let root = BitMapBackend::new(png, (800, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if with_text {
-        builder
-            .caption(title, ("sans-serif", 22))
-            .x_label_area_size(40)
-            .y_label_area_size(60);
-    }
-    let mut chart = builder.build_cartesian_2d(0f64..x1, ymin..(ymax * 1.05).max(1e-3))?;
-    if with_text {
-        chart
-            .configure_mesh()
-            .x_desc("iteration")
-            .y_desc("loss (moving average)")
-            .draw()?;
-    }
+    let mut chart = chart(
+        &root,
+        title,
+        ("iteration", "loss (moving average)"),
+        0f64..x1,
+        ymin..(ymax * 1.05).max(1e-3),
+        with_text,
+    )?;
     for ((label, pts), colour) in series.into_iter().zip(colours.iter().cycle()) {
         let c = *colour;
         let s = chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?;
@@ -205,19 +236,42 @@ pub fn plot_finetune(
             });
         }
     }
-    if with_text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-    }
+    legend(&mut chart, with_text)?;
     root.present()?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn both_plots_are_written_as_800_by_480_pngs() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = dir.path().join("metrics.jsonl");
+        let lines: String = (0..50)
+            .map(|i| format!("{{\"step\":{i},\"loss\":{}}}\n", 3.0 - i as f64 * 0.03))
+            .collect();
+        std::fs::write(&jsonl, lines).unwrap();
+        let a = dir.path().join("loss.png");
+        super::plot_losses(&jsonl, &a, "t", Some(3.1)).unwrap();
+        let b = dir.path().join("finetune.png");
+        let curves = [
+            ("a".to_string(), jsonl.clone(), 0.5),
+            ("b".to_string(), jsonl.clone(), 0.4),
+        ];
+        super::plot_finetune(&curves, &b, "t").unwrap();
+        for p in [a, b] {
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG", "{}", p.display());
+            // IHDR: width and height, big-endian, at bytes 16..24.
+            let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+            let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+            assert_eq!((w, h), (800, 480));
+        }
+        let empty = dir.path().join("empty.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        assert!(super::plot_losses(&empty, &dir.path().join("x.png"), "t", None).is_err());
+    }
+
     #[test]
     fn moving_average_is_centred_and_shorter_at_the_ends() {
         let pts = [(0.0, 1.0), (1.0, 3.0), (2.0, 5.0), (3.0, 10.0)];
