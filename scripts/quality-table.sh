@@ -40,6 +40,9 @@ OUT=$(cd "$OUT" && pwd)
 list="$OUT/pretrain.txt"
 sed 's|^\(.*\)$|camvid/JPEGImages/\1.jpg|' "$DATA/camvid/ImageSets/Segmentation/train.txt" > "$list"
 (cd "$DATA" && ls photos/ | grep -iE '\.(jpe?g|png)$' | sed 's|^|photos/|') >> "$list"
+# Epochs so that the cosine schedule spans the $STEPS steps (the trainer's schedule runs over
+# epochs × batches per epoch; max_steps only stops the run).
+EPOCHS=$(( (STEPS + $(wc -l < "$list") / 32 - 1) / ($(wc -l < "$list") / 32) ))
 
 # eval sections: full fine-tuning, linear probe, low-label.
 eval_section() { # protocol
@@ -99,7 +102,7 @@ RunConfig(
     dataset: (root: "$DATA", layout: FileList(list: "$list")$proposals),
     loader: (workers: 2, ring_slots: 3, batch_size: 32),
     $(method_section "$2" "$3")
-    trainer: (arch: ResNet18, epochs: 1000, max_steps: Some($STEPS), $(optimizer_section "$2")
+    trainer: (arch: ResNet18, epochs: $EPOCHS, max_steps: Some($STEPS), $(optimizer_section "$2")
               schedule: Cosine(warmup_epochs: 0.0, final_lr: 0.0), checkpoint_every: 500),
 $(eval_section "$4")
 )
