@@ -159,21 +159,18 @@ fn write_sheet(rows: &[SheetRow], path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// mIoU of predicting the most frequent labelled class everywhere.
+/// mIoU of predicting the most frequent labelled class everywhere, from the label areas alone
+/// (no pixels re-counted: a Cityscapes val set has 10⁹): that class's IoU is its share of the
+/// labelled pixels, every other class present in the ground truth scores 0, and classes absent
+/// from it have no IoU (mmseg's IoUMetric, as `Confusion::miou`).
 fn majority_miou(conf: &Confusion) -> f64 {
-    let classes = conf.classes();
-    let top = (0..classes)
-        .max_by_key(|&k| conf.label_area(k))
-        .unwrap_or(0);
-    let mut m = Confusion::new(classes);
-    for k in 0..classes {
-        let n = conf.label_area(k) as usize;
-        if n > 0 {
-            m.add(&vec![k as u8; n], &vec![top as u8; n])
-                .expect("valid classes");
-        }
+    let areas: Vec<u64> = (0..conf.classes()).map(|k| conf.label_area(k)).collect();
+    let present = areas.iter().filter(|&&a| a > 0).count();
+    let top = areas.iter().copied().max().unwrap_or(0);
+    if present == 0 {
+        return f64::NAN;
     }
-    m.miou()
+    top as f64 / areas.iter().sum::<u64>() as f64 / present as f64
 }
 
 /// Runs the validation pass of `args`'s config (phase `Validate`).
@@ -312,4 +309,22 @@ pub fn print_report(r: &EvalReport, out: &Path) {
     );
     println!("  report:      {}", out.join("eval.json").display());
     println!("  predictions: {}", r.predictions.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed form against actually predicting the top class for every labelled pixel.
+    #[test]
+    fn majority_miou_equals_predicting_the_top_class_everywhere() {
+        let gt: Vec<u8> = [0u8, 0, 0, 0, 0, 2, 2, 3, 255, 255].repeat(7);
+        let mut conf = Confusion::new(5);
+        conf.add(&gt, &gt).unwrap();
+        let mut all_top = Confusion::new(5);
+        let pred: Vec<u8> = gt.iter().map(|&g| if g == 255 { 255 } else { 0 }).collect();
+        all_top.add(&gt, &pred).unwrap();
+        assert_eq!(majority_miou(&conf), all_top.miou());
+        assert!((majority_miou(&conf) - (5.0 / 8.0) / 3.0).abs() < 1e-12);
+    }
 }
