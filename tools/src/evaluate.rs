@@ -98,7 +98,7 @@ pub fn derive_runs(
     tag: &str,
     train_len: usize,
     val_slot: (usize, usize),
-) -> Result<(RunConfig, RunConfig)> {
+) -> (RunConfig, RunConfig) {
     let seg = SegmentationConfig {
         phase: SegPhase::Finetune,
         backbone: backbone.map(Path::to_path_buf),
@@ -146,7 +146,7 @@ pub fn derive_runs(
         },
         ..seg
     });
-    Ok((finetune, val))
+    (finetune, val)
 }
 
 fn write_config(run: &RunConfig, path: &Path) -> Result<()> {
@@ -238,7 +238,7 @@ pub fn run(args: &EvaluateArgs) -> Result<Outcome> {
         };
         let dir = out.join(tag);
         let (finetune, mut val_run) =
-            derive_runs(&run, &eval, backbone.as_deref(), tag, train_len, val_slot)?;
+            derive_runs(&run, &eval, backbone.as_deref(), tag, train_len, val_slot);
         let (ft_dir, val_dir) = (dir.join("finetune"), dir.join("val"));
         if let MethodConfig::Segmentation(s) = &mut val_run.method {
             s.phase = SegPhase::Validate {

@@ -142,6 +142,11 @@ impl Segmentation {
         })
     }
 
+    /// The image/label pairs it reads (tools and tests that look at samples).
+    pub fn dataset(&self) -> &SegDataset {
+        &self.dataset
+    }
+
     fn training(&self) -> bool {
         matches!(self.cfg.phase, SegPhase::Finetune)
     }
@@ -338,13 +343,6 @@ impl Views for Segmentation {
         out.take(names::INDEX)
             .copy_from_slice(&(img.index as i64).to_le_bytes());
         Ok(())
-    }
-}
-
-/// The dataset a segmentation view reads labels from, for tools that draw samples.
-impl Segmentation {
-    pub fn dataset(&self) -> &SegDataset {
-        &self.dataset
     }
 }
 
