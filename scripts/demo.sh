@@ -12,7 +12,7 @@ bash scripts/setup.sh --libtorch
 source scripts/env-libtorch.sh
 echo "demo: building (release; the first build takes several minutes)" >&2
 cargo build -q --release -p loader --bin loader -p trainer --features trainer/tch --bin trainer \
-  -p tools --bin launch --bin make-demo-data --bin evaluate
+  -p tools --bin launch --bin make-demo-data --bin evaluate --bin export-weights
 ./target/release/make-demo-data --out runs/demo-data/images --count 96 \
   --voc runs/demo-data/voc --voc-train 64 --voc-val 16
 RUST_LOG=${RUST_LOG:-warn} ./target/release/launch --config config/presets/demo.ron --out-dir runs/demo
@@ -30,3 +30,6 @@ PY
 echo "demo: evaluating on the scenes' segmentation (fine-tuning twice: pretrained and random init)" >&2
 RUST_LOG=${RUST_LOG:-warn} ./target/release/evaluate --config config/presets/demo.ron \
   --backbone runs/demo/last.ckpt --out-dir runs/demo-eval | grep -v '^\[' || exit 1
+# The pretrained backbone for PyTorch (README, "Use your backbone elsewhere").
+./target/release/export-weights --from runs/demo/last.ckpt --format torchvision \
+  --out runs/demo/export/resnet18_torchvision.pth

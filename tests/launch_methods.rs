@@ -112,7 +112,50 @@ fn soco_trains_from_a_precomputed_store() {
         late < early - 0.5,
         "SoCo loss did not fall: {early:.3} -> {late:.3}"
     );
+    export_soco_for_detectron2(&out.join("last.ckpt"), &dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `export-weights` on the SoCo checkpoint: detectron2's `.pkl` carries the backbone, the FPN
+/// (P2..P5) and the 4conv1fc box head in detectron2's names, with the run's shapes; the
+/// torchvision export of the same checkpoint loads back with every backbone tensor.
+fn export_soco_for_detectron2(ckpt: &Path, dir: &Path) {
+    let export = |format: &str, out: &Path| {
+        let o = Command::new(common::workspace_bin("tools", "export-weights"))
+            .arg("--from")
+            .arg(ckpt)
+            .args(["--format", format, "--out"])
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("from soco checkpoint"), "{}", text(&o));
+    };
+    let pkl = dir.join("soco_d2.pkl");
+    export("detectron2", &pkl);
+    let sd = trainer::weights::import::read_file(&pkl).unwrap();
+    let shape = |k: &str| {
+        sd.iter()
+            .find(|e| e.name == format!("model.{k}"))
+            .unwrap_or_else(|| panic!("{k} not in the export"))
+            .shape
+            .clone()
+    };
+    assert_eq!(shape("stem.conv1.weight"), [64, 3, 7, 7]);
+    assert_eq!(shape("res5.1.conv2.norm.running_var"), [512]);
+    assert_eq!(shape("fpn_lateral2.weight"), [32, 64, 1, 1]);
+    assert_eq!(shape("fpn_lateral5.norm.weight"), [32]);
+    assert_eq!(shape("fpn_output3.weight"), [32, 32, 3, 3]);
+    assert_eq!(shape("box_head.conv4.norm.running_mean"), [32]);
+    assert_eq!(shape("box_head.fc1.weight"), [64, 32 * 7 * 7]);
+    // 20 conv-BN pairs × 6 tensors; FPN: 8 × 6; box head: 4 × 6 + fc weight and bias.
+    assert_eq!(sd.len(), 120 + 48 + 26);
+    let pth = dir.join("soco_tv.pth");
+    export("torchvision", &pth);
+    let depth = trainer::nn::resnet::Depth::R18;
+    let net = trainer::nn::resnet::ResNetConfig::new(depth).init(&trainer::backend::test_device());
+    let (_, report) = trainer::weights::import::load_backbone_file(net, depth, &pth).unwrap();
+    assert_eq!((report.matched, report.missing), (100, 0));
 }
 
 #[test]

@@ -105,8 +105,9 @@ pub struct SegmentationConfig {
     pub output_stride: usize,
     /// The backbone stays as loaded (no gradient; BN statistics frozen): the linear probe.
     pub frozen_backbone: bool,
-    /// The backbone to start from: a checkpoint of ours (any method), a backbone record, or
-    /// torchvision-layout safetensors. None: random init (the floor).
+    /// The backbone to start from: a checkpoint of ours (any method), a backbone record, or a
+    /// PyTorch-world weights file (torchvision, MoCo, mmselfsup, mmseg, SoCo, detectron2; see
+    /// `trainer::weights::import`). None: random init (the floor).
     pub backbone: Option<PathBuf>,
     /// Training crop (height, width).
     pub crop: (usize, usize),

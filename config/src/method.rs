@@ -259,8 +259,9 @@ pub struct Cp2Config {
     pub momentum: f32,
     /// Single-device stand-in for the key network's Shuffle-BN (as MoCo v2's).
     pub key_bn: KeyBatchNorm,
-    /// Quick Tuning: initialise the backbone from this checkpoint (ours, or torchvision-layout
-    /// safetensors); the ASPP head starts at random.
+    /// Quick Tuning: initialise the backbone from this checkpoint (ours, or a PyTorch-world
+    /// weights file: torchvision, MoCo, mmselfsup, mmseg, SoCo, detectron2); the ASPP head
+    /// starts at random.
     pub init_from: Option<std::path::PathBuf>,
 }
 
@@ -295,7 +296,8 @@ pub struct PatchRotationConfig {
     /// Width of the MoCoFCN decoder's two 3×3 convs (dilation 6) before the 4-way classifier.
     pub decoder_channels: usize,
     /// Continued pretraining (the draft's "200 + 20"): the backbone starts from this checkpoint
-    /// of ours (any method), backbone record or torchvision-layout safetensors.
+    /// of ours (any method), backbone record or PyTorch-world weights file (MoCo's `.pth.tar`,
+    /// torchvision, mmselfsup, mmseg, SoCo, detectron2).
     pub init_from: Option<std::path::PathBuf>,
 }
 

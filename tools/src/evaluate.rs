@@ -25,8 +25,9 @@ pub struct EvaluateArgs {
     /// Run config (RON) with an `eval` section: the pretraining run's own config.
     #[arg(long)]
     pub config: PathBuf,
-    /// The backbone to evaluate: a checkpoint of ours (any method), a backbone record or
-    /// torchvision-layout safetensors. Default: the config's `<output>/last.ckpt`.
+    /// The backbone to evaluate: a checkpoint of ours (any method), a backbone record or a
+    /// PyTorch-world weights file (torchvision / MoCo / mmselfsup / mmseg / SoCo `.pth`,
+    /// detectron2 `.pkl`, `.safetensors`). Default: the config's `<output>/last.ckpt`.
     #[arg(long)]
     pub backbone: Option<PathBuf>,
     /// Also fine-tune from random init on the same schedule and print both.

@@ -2,6 +2,7 @@
 
 pub mod demo_data;
 pub mod evaluate;
+pub mod export_weights;
 pub mod launch;
 pub mod preview;
 pub mod soco_json;

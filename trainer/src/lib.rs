@@ -17,3 +17,4 @@ pub mod queue;
 pub mod record;
 pub mod shuffle_bn;
 pub mod train;
+pub mod weights;

@@ -89,6 +89,12 @@ pub trait Method: Sized {
     fn backbone(online: &Self::Online) -> &ResNet;
     fn backbone_mut(online: &mut Self::Online) -> &mut ResNet;
 
+    /// Detection modules pretrained with the backbone (SoCo's FPN and box head), which the
+    /// detectron2 export carries so detection fine-tuning starts from them too.
+    fn detector_parts(_online: &Self::Online) -> Option<crate::weights::export::DetectorParts<'_>> {
+        None
+    }
+
     /// The number of steps the learning-rate schedule spans, where the method fixes it (an
     /// iteration-based schedule); None: the run's epochs of the loader's stream.
     fn schedule_steps(_run: &RunConfig) -> Option<usize> {

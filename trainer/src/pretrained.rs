@@ -1,8 +1,8 @@
 //! Pretrained backbones in: a `backbone.record` written by one of our runs, a `last.ckpt` of any
 //! of our methods (its online module is rebuilt from the config it carries and its backbone
-//! taken), or a torchvision-layout `.safetensors` state dict (MoCo's released weights converted;
-//! `module.encoder_q.` / `backbone.` prefixes are stripped). Used by CP²'s Quick Tuning and by
-//! anything else that starts from a trained backbone.
+//! taken), or a PyTorch-world file (`crate::weights::import`: torchvision, MoCo, mmselfsup, mmseg,
+//! SoCo, detectron2). Used by CP²'s Quick Tuning, SSL4DP's continued pretraining and the
+//! evaluation's fine-tuning.
 
 use std::path::Path;
 
@@ -64,20 +64,30 @@ pub fn init_online<M: Method>(
     Ok(())
 }
 
-/// Loads the weights at `path` into `backbone` (of `depth`).
+/// Loads the weights at `path` into `backbone` (of `depth`): one of our `.ckpt` checkpoints or
+/// `.record` backbones, or any PyTorch-world file [`crate::weights::import`] reads (torchvision,
+/// MoCo, mmselfsup, mmseg, SoCo, detectron2; `.pth`, `.pth.tar`, `.pkl`, `.safetensors`).
 pub fn load_backbone(
     backbone: ResNet,
     path: &Path,
     depth: Depth,
     device: &Device,
 ) -> Result<(ResNet, LoadReport)> {
-    let bytes = match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => {
-            let (backbone, loaded) = crate::nn::resnet::load_torchvision(backbone, path)?;
-            return Ok((backbone, LoadReport { loaded }));
-        }
-        Some("ckpt") => backbone_of_checkpoint(path, depth, device)?,
-        _ => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let bytes = if name.ends_with(".ckpt") {
+        backbone_of_checkpoint(path, depth, device)?
+    } else if name.ends_with(".record") || name.ends_with(".mpk") {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        let (backbone, report) = crate::weights::import::load_backbone_file(backbone, depth, path)?;
+        tracing::info!("{}", report.line(path));
+        println!("{}", report.line(path));
+        return Ok((
+            backbone,
+            LoadReport {
+                loaded: report.matched,
+            },
+        ));
     };
     let backbone = load_module_lenient(backbone, &bytes)
         .with_context(|| format!("{}: not a {depth:?} backbone record", path.display()))?;
@@ -119,4 +129,45 @@ fn backbone_of_checkpoint(path: &Path, depth: Depth, device: &Device) -> Result<
         },
     )?
     .with_context(|| format!("{}: reading the backbone", path.display()))
+}
+
+/// The state dict a `format` export of one of our checkpoints holds: its backbone and, for
+/// detectron2, the detection modules the method pretrained with it (SoCo's FPN and box head).
+/// Returns the checkpoint's run config beside it.
+pub fn checkpoint_export(
+    path: &Path,
+    format: crate::weights::export::Format,
+    device: &Device,
+) -> Result<(crate::weights::StateDict, RunConfig)> {
+    let ck = crate::checkpoint::load(path)?;
+    let run = RunConfig::from_str(&ck.state.config, &path.display().to_string())?;
+    struct Export<'a> {
+        run: &'a RunConfig,
+        online: &'a [u8],
+        format: crate::weights::export::Format,
+        device: &'a Device,
+    }
+    impl WithMethod for Export<'_> {
+        type Output = Result<crate::weights::StateDict>;
+        fn call<M: Method>(self) -> Self::Output {
+            let (online, _) = M::new(self.run, self.device)?;
+            let online = load_module_lenient(online, self.online)?;
+            let detector = match self.format {
+                crate::weights::export::Format::Detectron2 => M::detector_parts(&online),
+                _ => None,
+            };
+            crate::weights::export::state_dict(M::backbone(&online), detector, self.format)
+        }
+    }
+    let sd = with_method(
+        &run.method,
+        Export {
+            run: &run,
+            online: ck.blob(ONLINE_BLOB)?,
+            format,
+            device,
+        },
+    )?
+    .with_context(|| format!("{}: exporting", path.display()))?;
+    Ok((sd, run))
 }

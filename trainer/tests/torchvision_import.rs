@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use safetensors::tensor::{Dtype, TensorView};
-use trainer::nn::resnet::{load_torchvision, Depth, ResNetConfig};
+use trainer::nn::resnet::{Depth, ResNetConfig};
+use trainer::weights::import::load_backbone_file;
 
 fn write_state_dict(
     arch: &str,
@@ -59,8 +60,13 @@ fn check(arch: &str, depth: Depth, prefix: &str, want_loaded: usize) {
     let path = dir.path().join(format!("{arch}.safetensors"));
     let values = write_state_dict(arch, prefix, &path);
     let device = trainer::backend::test_device();
-    let (net, loaded) = load_torchvision(ResNetConfig::new(depth).init(&device), &path).unwrap();
-    assert_eq!(loaded, want_loaded);
+    let (net, report) =
+        load_backbone_file(ResNetConfig::new(depth).init(&device), depth, &path).unwrap();
+    assert_eq!(report.matched, want_loaded);
+    assert_eq!(report.missing, 0);
+    // fc.weight, fc.bias and one num_batches_tracked per BN (a fifth of the BN and conv
+    // tensors: 1 conv + 4 BN tensors per pair) go unused.
+    assert_eq!(report.unexpected, 2 + want_loaded / 5);
     let first = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap()[0];
     let flat = |t: burn::tensor::Tensor<4>| t.reshape([-1]);
     assert_eq!(first(net.bn1.gamma.val()), values["bn1.weight"][0]);
@@ -101,14 +107,15 @@ fn a_resnet18_file_does_not_fit_a_resnet50() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r18.safetensors");
     write_state_dict("resnet18", "", &path);
-    let err = load_torchvision(
+    let err = load_backbone_file(
         ResNetConfig::new(Depth::R50).init(&trainer::backend::test_device()),
+        Depth::R50,
         &path,
     )
     .expect_err("R18 weights must not load into R50")
     .to_string();
     assert!(
-        err.contains("does not fit this ResNet") && err.len() < 500,
+        err.contains("holds a ResNet-18 backbone") && err.contains("ResNet-50") && err.len() < 500,
         "{err}"
     );
 }

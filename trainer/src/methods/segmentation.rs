@@ -1,7 +1,7 @@
 //! Downstream semantic segmentation as a method of the loop (METHODS.md §2.5, §4.5): fine-tuning
 //! a `SegNet` (dilated ResNet + decode head + optional auxiliary FCN head) on the ring's crops with
 //! per-pixel cross-entropy (ignore 255), the auxiliary loss weighted by `aux_weight`. The backbone
-//! starts from `backbone` (any checkpoint of ours, a backbone record or torchvision safetensors)
+//! starts from `backbone` (any checkpoint of ours, a backbone record or a PyTorch-world weights file)
 //! or random init; with `frozen_backbone` it stays as loaded (the linear probe). The schedule is
 //! iteration-based (mmseg's IterBasedRunner): poly over exactly `trainer.max_steps`.
 //!

@@ -22,6 +22,7 @@ use crate::nn::heads::MlpBn;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 use crate::nn::roi_align::RoiPlan;
 use crate::nn::roi_head::ConvFcHead;
+use crate::weights::export::DetectorParts;
 
 /// RoIAlign output side.
 pub const ROI: usize = 7;
@@ -306,6 +307,12 @@ impl Method for Soco {
     }
     fn backbone_mut(online: &mut Online) -> &mut ResNet {
         &mut online.net.backbone
+    }
+    fn detector_parts(online: &Online) -> Option<DetectorParts<'_>> {
+        Some(DetectorParts {
+            fpn: &online.net.fpn,
+            box_head: &online.net.head,
+        })
     }
 }
 
