@@ -204,6 +204,24 @@ fn foreign_layouts_are_found_and_bad_files_refused_in_one_line() {
     assert_eq!(report.found.prefix, "module.encoder_q.");
     assert_eq!(report.matched, 100);
     assert_eq!(report.unexpected, moco.len() - 100);
+    // mmselfsup / mmseg (`backbone.`), OpenSelfSup's DenseCL (`encoder_q.0.`), SoCo
+    // (`module.encoder.`) and DDP (`module.`) layouts.
+    for prefix in ["backbone.", "encoder_q.0.", "module.encoder.", "module."] {
+        let f = write(
+            &format!("{}.safetensors", prefix.replace('.', "_")),
+            &with_prefix(prefix),
+        );
+        let (_, report) = import::load_backbone_file(
+            ResNetConfig::new(Depth::R18).init(&device()),
+            Depth::R18,
+            &f,
+        )
+        .unwrap();
+        assert_eq!(
+            (report.found.prefix.as_str(), report.matched),
+            (prefix, 100)
+        );
+    }
     // A trained detectron2 model's backbone.
     let d2: StateDict = tv
         .iter()
