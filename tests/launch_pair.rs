@@ -268,3 +268,79 @@ fn a_configured_segment_directory_is_used_by_both_sides() {
     let left: Vec<_> = std::fs::read_dir(&shm).unwrap().collect();
     assert!(left.is_empty(), "segments left behind: {left:?}");
 }
+
+/// A panic in a loader worker (forced by the loader's test hook) ends the pair promptly: the
+/// loader fails the stream naming the sample and its file, the trainer stops with the loader's
+/// reason, `launch` exits 1 naming the loader, and no segment is left in /dev/shm.
+#[test]
+fn a_panicking_loader_worker_ends_the_pair_promptly() {
+    let _serial = serial();
+    let dir = tempdir("panic");
+    let cfg = config(&dir, "panic", 64, 0.03, 32);
+    let mut cmd = launch(&cfg, &dir.join("out"), &[]);
+    cmd.env("DENSEPRE_TEST_WORKER_PANIC_AT", "20");
+    let t = std::time::Instant::now();
+    let out = cmd.output().unwrap();
+    let took = t.elapsed();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    // Startup of both processes and the first batches included; a hang would never end.
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "took {took:?}: {all}"
+    );
+    assert!(
+        all.contains("position 20") && all.contains("panicked") && all.contains("(image "),
+        "the loader's error does not name the sample and file: {all}"
+    );
+    assert!(all.contains("launch: loader (pid"), "{all}");
+    let seg = all
+        .lines()
+        .find_map(|l| l.strip_prefix("launch: loader pid"))
+        .and_then(|l| l.split("segment ").nth(1))
+        .map(|s| s.trim().to_string())
+        .expect("launch names the segment");
+    assert!(
+        !Path::new("/dev/shm").join(&seg).exists(),
+        "segment {seg} left behind"
+    );
+}
+
+/// The issue-21 reproduction through the real pair: a JPEG whose header is cut before its SOS
+/// (made from a real photo) among 15 good photos, partial decoding on (the default). The file is
+/// skipped with its name and reason, the run finishes its steps, nothing hangs.
+#[test]
+fn a_header_cut_before_sos_is_skipped_and_the_run_finishes() {
+    let _serial = serial();
+    let dir = tempdir("cutsos");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(common::photos())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    for p in photos.iter().take(15) {
+        std::fs::copy(p, data.join(p.file_name().unwrap())).unwrap();
+    }
+    let good = std::fs::read(&photos[20]).unwrap();
+    let sos = good.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    std::fs::write(data.join("0007_cut_before_sos.jpg"), &good[..sos]).unwrap();
+    let cfg = config(&dir, "cutsos", 64, 0.03, 16);
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        &common::photos().display().to_string(),
+        &data.display().to_string(),
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let mut cmd = launch(&cfg, &dir.join("out"), &["--max-steps", "6"]);
+    let t = std::time::Instant::now();
+    let out = cmd.output().unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "{all}");
+    assert!(
+        all.contains("0007_cut_before_sos.jpg") && all.contains("ends before its first scan"),
+        "the cut file is not named with its reason: {all}"
+    );
+    assert_eq!(losses(&dir.join("out/metrics.jsonl")).len(), 6);
+}

@@ -104,7 +104,21 @@ impl Decoder {
             return Err(err(SkipKind::Empty, "0 bytes"));
         }
         let info = if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            match self.tj.read_header(bytes) {
+            // TurboJPEG reads a header that ends before its SOS as a tables-only stream and
+            // succeeds without setting the size: it would report the previous image's.
+            if !reaches_scan(bytes) {
+                return Err(err(
+                    SkipKind::Truncated,
+                    "JPEG header ends before its first scan (SOS)",
+                ));
+            }
+            let header = self.tj.read_header(bytes);
+            if header.is_err() {
+                // libjpeg's state machine stays inside the bad header and would read the next
+                // file as its continuation: start over with a fresh handle.
+                self.reset_tj();
+            }
+            match header {
                 Ok(h) => ImageInfo {
                     width: h.width,
                     height: h.height,
@@ -228,8 +242,24 @@ impl Decoder {
         }
     }
 
+    fn reset_tj(&mut self) {
+        self.tj = Decompressor::new().expect("libjpeg-turbo handle");
+    }
+
     /// CMYK and YCCK JPEGs: libjpeg-turbo gives CMYK; convert as Pillow does.
     fn decode_jpeg_cmyk(&mut self, bytes: &[u8], out: &mut RgbImage) -> Result<(), DecodeError> {
+        let r = self.decode_jpeg_cmyk_once(bytes, out);
+        if r.is_err() {
+            self.reset_tj();
+        }
+        r
+    }
+
+    fn decode_jpeg_cmyk_once(
+        &mut self,
+        bytes: &[u8],
+        out: &mut RgbImage,
+    ) -> Result<(), DecodeError> {
         self.tj
             .set_scaling_factor(ScalingFactor::ONE)
             .map_err(|e| err(SkipKind::Corrupt, e.to_string()))?;
@@ -253,6 +283,36 @@ impl Decoder {
         out.reset(h.width, h.height);
         cmyk_to_rgb(&self.cmyk, has_adobe_marker(bytes), &mut out.data);
         Ok(())
+    }
+}
+
+/// Whether the JPEG's marker segments reach a complete SOS header. Walks the segments from SOI;
+/// where the walk meets something other than a marker (stray bytes libjpeg skips with a warning)
+/// it leaves the verdict to libjpeg.
+fn reaches_scan(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    loop {
+        if i + 2 > bytes.len() {
+            return false;
+        }
+        if bytes[i] != 0xFF {
+            return true;
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1,               // fill byte
+            0xD9 => return false,         // EOI before any scan
+            0x01 | 0xD0..=0xD8 => i += 2, // standalone markers
+            marker => {
+                if i + 4 > bytes.len() {
+                    return false;
+                }
+                let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+                if marker == 0xDA {
+                    return i + 2 + len <= bytes.len();
+                }
+                i += 2 + len;
+            }
+        }
     }
 }
 

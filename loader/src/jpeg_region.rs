@@ -94,6 +94,23 @@ impl RegionDecompressor {
         want: Option<Rect>,
         out: &mut Vec<u8>,
     ) -> Result<Decoded, String> {
+        let r = self.decode_once(bytes, scale, want, out);
+        if r.is_err() {
+            // A failed header read leaves libjpeg's state machine inside the bad stream, and
+            // the next file would be read as its continuation ("Bogus DQT index" on a good
+            // photo): start the next one from a fresh handle.
+            *self = RegionDecompressor::new();
+        }
+        r
+    }
+
+    fn decode_once(
+        &mut self,
+        bytes: &[u8],
+        scale: (usize, usize),
+        want: Option<Rect>,
+        out: &mut Vec<u8>,
+    ) -> Result<Decoded, String> {
         let sf = raw::tjscalingfactor {
             num: scale.0 as i32,
             denom: scale.1 as i32,

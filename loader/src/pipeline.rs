@@ -96,6 +96,29 @@ struct Job {
     info: SampleInfo,
 }
 
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Test hook: `DENSEPRE_TEST_WORKER_PANIC_AT=<position>` panics the worker building that stream
+/// position, so the tests can check what a real bug would do (read once; unset costs nothing).
+fn test_hook_panic(info: &SampleInfo) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("DENSEPRE_TEST_WORKER_PANIC_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if *at == Some(info.position) {
+        panic!("test hook: DENSEPRE_TEST_WORKER_PANIC_AT={}", info.position);
+    }
+}
+
 /// How the stream ended when it did not run to completion.
 #[derive(Debug)]
 pub enum Stopped {
@@ -151,15 +174,26 @@ pub fn run_pool(
                         if stop.load(Ordering::Relaxed) {
                             continue; // drain quickly: this batch will not be published
                         }
-                        let r = job
-                            .slot
-                            .sample(job.sample)
-                            .map_err(anyhow::Error::from)
-                            .and_then(|mut out| {
-                                views.build(&job.info, &mut io, &mut out)?;
-                                out.commit()?;
-                                Ok(())
-                            });
+                        // A panic here would kill this worker silently while the batch it
+                        // held never completes: the trainer would wait on it, the main thread
+                        // on a slot, forever. Caught, it fails the stream like any error.
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            test_hook_panic(&job.info);
+                            job.slot
+                                .sample(job.sample)
+                                .map_err(anyhow::Error::from)
+                                .and_then(|mut out| {
+                                    views.build(&job.info, &mut io, &mut out)?;
+                                    out.commit()?;
+                                    Ok(())
+                                })
+                        }))
+                        .unwrap_or_else(|payload| {
+                            Err(anyhow::anyhow!(
+                                "worker {w} panicked: {}",
+                                panic_message(&*payload)
+                            ))
+                        });
                         match r {
                             Ok(()) => {
                                 samples.fetch_add(1, Ordering::Relaxed);
