@@ -278,6 +278,30 @@ fn missing_root_is_a_one_line_error() {
     );
 }
 
+/// Command-line values get the config's checks (`--workers 0` like `workers: 0`), and a config
+/// that cannot be read says the OS error once.
+#[test]
+fn command_line_values_are_checked_and_errors_said_once() {
+    let dir = tempdir("cli");
+    let cfg = write_config(&dir, &common::photos(), "Flat", 8, 1, 1);
+    let out = loader(&cfg, "e2e-cli", &["--workers", "0"], &dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "loader: error: loader command line: field `loader.workers`: must be at least 1"
+    );
+    let out = Command::new(loader_bin())
+        .args(["--config", "/nonexistent/run.ron"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 #[test]
 fn empty_dataset_is_a_one_line_error() {
     let dir = tempdir("nofiles");

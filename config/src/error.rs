@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read config: {source}")]
+    /// The OS error is in the message and deliberately not a `source`: anyhow's `{:#}` would
+    /// print it a second time.
+    #[error("{path}: cannot read config: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{origin}:{line}:{col}: {msg}")]
     Parse {
@@ -28,12 +29,21 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn from_ron(origin: &str, e: ron::error::SpannedError) -> Self {
+    /// A RON syntax or type error; `field` is the path of the value it is in, when known.
+    pub(crate) fn from_ron(
+        origin: &str,
+        e: ron::error::SpannedError,
+        field: Option<String>,
+    ) -> Self {
+        let msg = match field.filter(|f| !f.is_empty() && f != ".") {
+            Some(f) => format!("field `{f}`: {}", e.code),
+            None => e.code.to_string(),
+        };
         ConfigError::Parse {
             origin: origin.to_string(),
             line: e.span.start.line,
             col: e.span.start.col,
-            msg: e.code.to_string(),
+            msg,
         }
     }
 

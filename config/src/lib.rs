@@ -89,6 +89,9 @@ pub struct LoaderConfig {
     /// Data-parallel shard of this loader: rank and world size.
     pub rank: usize,
     pub world_size: usize,
+    /// Seconds either side of the ring may wait on a live peer for the next batch (or for a slot
+    /// back) before it logs that the peer is alive but making no progress.
+    pub stall_warning_s: u64,
 }
 
 impl Default for LoaderConfig {
@@ -102,6 +105,7 @@ impl Default for LoaderConfig {
             shm_dir: None,
             rank: 0,
             world_size: 1,
+            stall_warning_s: 60,
         }
     }
 }
@@ -113,12 +117,29 @@ impl RunConfig {
             ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES
                 | ron::extensions::Extensions::IMPLICIT_SOME,
         );
-        let run: RunConfig = options
-            .from_str(text)
-            .map_err(|e| ConfigError::from_ron(origin, e))?;
+        let mut de = ron::Deserializer::from_str_with_options(text, &options)
+            .map_err(|e| ConfigError::from_ron(origin, e, None))?;
+        let run: RunConfig = match serde_path_to_error::deserialize(&mut de) {
+            Ok(run) => run,
+            Err(e) => {
+                let field = e.path().to_string();
+                let spanned = de.span_error(e.into_inner());
+                return Err(ConfigError::from_ron(origin, spanned, Some(field)));
+            }
+        };
+        de.end()
+            .map_err(|e| ConfigError::from_ron(origin, de.span_error(e), None))?;
         run.validate()
             .map_err(|(field, msg)| ConfigError::invalid(origin, text, field, msg))?;
         Ok(run)
+    }
+
+    /// Validates this config again after command-line overrides were applied to it, so a flag
+    /// gets the same checks as the file (`--workers 0` is refused like `workers: 0`). `origin`
+    /// says where the values came from (e.g. "loader command line").
+    pub fn check_overrides(&self, origin: &str) -> Result<(), ConfigError> {
+        self.validate()
+            .map_err(|(field, msg)| ConfigError::invalid(origin, "", field, msg))
     }
 
     /// Reads and validates a config file.
@@ -126,7 +147,7 @@ impl RunConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
         Self::from_str(&text, &path.display().to_string())
     }

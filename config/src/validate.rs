@@ -159,6 +159,7 @@ impl RunConfig {
         positive("loader.ring_slots", l.ring_slots)?;
         positive("loader.batch_size", l.batch_size)?;
         positive("loader.world_size", l.world_size)?;
+        positive("loader.stall_warning_s", l.stall_warning_s as usize)?;
         if l.rank >= l.world_size {
             return fail(
                 "loader.rank",

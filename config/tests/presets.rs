@@ -94,9 +94,20 @@ fn unknown_method_field_is_rejected() {
 }
 
 #[test]
-fn wrong_type_gives_position() {
+fn wrong_type_gives_position_and_field() {
     let e = err("RunConfig(\n  name: \"t\",\n  dataset: (root: \"x\"),\n  loader: (workers: \"four\"),\n  method: MocoV2(),\n)");
     assert!(e.starts_with("run.ron:4:"), "{e}");
+    assert!(e.contains("field `loader.workers`"), "{e}");
+    // Out of the type's range: a negative epoch count.
+    let e = err("RunConfig(\n  name: \"t\",\n  dataset: (root: \"x\"),\n  method: MocoV2(),\n  trainer: (epochs: -3),\n)");
+    assert!(
+        e.starts_with("run.ron:5:") && e.contains("field `trainer.epochs`"),
+        "{e}"
+    );
+    // Inside a method's own section.
+    let e = err("RunConfig(name: \"t\", dataset: (root: \"x\"), loader: (batch_size: \"sixteen\"), method: MocoV2(queue_size: 1.5))");
+    assert!(e.contains("field `loader.batch_size`"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
 }
 
 #[test]

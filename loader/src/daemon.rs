@@ -57,7 +57,15 @@ pub enum Outcome {
 }
 
 pub fn run(args: &DaemonArgs) -> Result<Outcome> {
-    let run = RunConfig::from_file(&args.config)?;
+    let mut run = RunConfig::from_file(&args.config)?;
+    // Command-line values go through the config's own checks.
+    if let Some(w) = args.workers {
+        run.loader.workers = w;
+    }
+    if let Some(e) = args.epochs {
+        run.trainer.epochs = e as usize;
+    }
+    run.check_overrides("loader command line")?;
     let dataset = Arc::new(Dataset::open(&run.dataset)?);
     let views = crate::views::for_run(&run)?;
     let l = &run.loader;
@@ -77,7 +85,7 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
             l.world_size
         );
     }
-    let epochs = args.epochs.unwrap_or(run.trainer.epochs as u64);
+    let epochs = run.trainer.epochs as u64;
     let range = StreamRange {
         start_epoch: args.start_epoch,
         start_batch: args.start_batch,
@@ -145,7 +153,7 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
         }
     };
     let pool = PoolOptions {
-        workers: args.workers.unwrap_or(l.workers),
+        workers: l.workers,
         max_decoded_pixels: l.max_decoded_pixels,
         dct_scaling: !args.no_dct_scaling,
         partial_decode: !args.no_partial_decode,

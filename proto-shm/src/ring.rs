@@ -140,6 +140,9 @@ impl Producer {
         let seg = &self.shared.seg;
         let h = seg.header();
         let mut warned = false;
+        // Progress is measured by this wait's length, not by the peer's heartbeat: a peer
+        // blocked on us keeps beating while neither side moves.
+        let waiting_since = std::time::Instant::now();
         loop {
             let seen = h.released.load(Ordering::Acquire);
             if cond() {
@@ -148,17 +151,18 @@ impl Producer {
             seg.check_cancel()?;
             self.check_consumer()?;
             seg.heartbeat();
-            let age = seg.peer_heartbeat_age();
+            let waited = waiting_since.elapsed();
             if !warned
                 && h.consumer_state.load(Ordering::Relaxed) == CONSUMER_ATTACHED
-                && age > seg.opts.stall_warning
+                && waited > seg.opts.stall_warning
             {
                 warned = true;
                 tracing::warn!(
                     segment = %seg.path.display(),
                     pid = h.consumer_pid.load(Ordering::Relaxed),
-                    "consumer is alive but has not released a batch for {:.0} s",
-                    age.as_secs_f64()
+                    "consumer (pid {}) is alive but has not released a batch for {:.0} s",
+                    h.consumer_pid.load(Ordering::Relaxed),
+                    waited.as_secs_f64()
                 );
             }
             wait::wait(&h.released, seen, seg.opts.poll_interval);
@@ -439,6 +443,7 @@ impl Consumer {
                 && ctl.seq.load(Ordering::Relaxed) == seq
         };
         let mut warned = false;
+        let waiting_since = std::time::Instant::now();
         loop {
             let seen = h.published.load(Ordering::Acquire);
             if ready() {
@@ -476,14 +481,14 @@ impl Consumer {
             }
             seg.check_cancel()?;
             seg.heartbeat();
-            let age = seg.peer_heartbeat_age();
-            if !warned && age > seg.opts.stall_warning {
+            let waited = waiting_since.elapsed();
+            if !warned && waited > seg.opts.stall_warning {
                 warned = true;
                 tracing::warn!(
                     segment = %seg.path.display(),
                     pid,
-                    "producer is alive but has not published a batch for {:.0} s",
-                    age.as_secs_f64()
+                    "producer (pid {pid}) is alive but has not published a batch for {:.0} s",
+                    waited.as_secs_f64()
                 );
             }
             wait::wait(&h.published, seen, seg.opts.poll_interval);

@@ -9,7 +9,10 @@ use crate::ShmOptions;
 /// default (`$PROTO_SHM_DIR`, else `/dev/shm`). Timeouts stay at their defaults for callers to
 /// adjust.
 pub fn options_for_run(run: &RunConfig) -> ShmOptions {
-    let mut opts = ShmOptions::default();
+    let mut opts = ShmOptions {
+        stall_warning: std::time::Duration::from_secs(run.loader.stall_warning_s),
+        ..ShmOptions::default()
+    };
     if let Some(dir) = &run.loader.shm_dir {
         opts.dir = dir.clone();
     }

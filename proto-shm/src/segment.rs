@@ -635,15 +635,6 @@ impl Segment {
         word.store(now_ms(), Ordering::Relaxed);
     }
 
-    pub(crate) fn peer_heartbeat_age(&self) -> Duration {
-        let h = self.header();
-        let word = match self.role {
-            Role::Producer => &h.consumer_heartbeat_ms,
-            Role::Consumer => &h.producer_heartbeat_ms,
-        };
-        Duration::from_millis(now_ms().saturating_sub(word.load(Ordering::Relaxed)))
-    }
-
     pub(crate) fn write_failure(&self, reason: &str) {
         let bytes = reason.as_bytes();
         let mut n = bytes.len().min(FAILURE_MAX);
