@@ -6,7 +6,9 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::pickle::{self, NdValues, Writer};
+use super::numpy::NdValues;
+use super::pickle;
+use super::pickle_writer::Writer;
 use super::{Entry, StateDict, Values};
 
 /// torchvision's backbone name → detectron2's, by the converters' own string rules: anything

@@ -11,7 +11,9 @@
 pub mod detectron2;
 pub mod export;
 pub mod import;
+pub mod numpy;
 pub mod pickle;
+pub mod pickle_writer;
 pub mod torch_file;
 
 use anyhow::{bail, Result};

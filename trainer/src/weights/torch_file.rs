@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::Result;
 use zip::write::SimpleFileOptions;
 
-use super::pickle::Writer;
+use super::pickle_writer::Writer;
 use super::{Entry, StateDict, Values};
 
 /// What a `.pth` holds at its root.
