@@ -65,6 +65,15 @@ fn random_backbone(depth: Depth, seed: u32) -> ResNet {
         .0
 }
 
+/// Imports the backbone of `file` into a fresh ResNet-18.
+fn load_r18(file: &Path) -> anyhow::Result<(ResNet, import::ImportReport)> {
+    import::load_backbone_file(
+        ResNetConfig::new(Depth::R18).init(&device()),
+        Depth::R18,
+        file,
+    )
+}
+
 fn keys_fixture(name: &str) -> BTreeMap<String, Vec<usize>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/reference/{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -195,12 +204,7 @@ fn foreign_layouts_are_found_and_bad_files_refused_in_one_line() {
     let mut moco = with_prefix("module.encoder_q.");
     moco.extend(with_prefix("module.encoder_k."));
     let f = write("moco.safetensors", &moco);
-    let (_, report) = import::load_backbone_file(
-        ResNetConfig::new(Depth::R18).init(&device()),
-        Depth::R18,
-        &f,
-    )
-    .unwrap();
+    let (_, report) = load_r18(&f).unwrap();
     assert_eq!(report.found.prefix, "module.encoder_q.");
     assert_eq!(report.matched, 100);
     assert_eq!(report.unexpected, moco.len() - 100);
@@ -211,12 +215,7 @@ fn foreign_layouts_are_found_and_bad_files_refused_in_one_line() {
             &format!("{}.safetensors", prefix.replace('.', "_")),
             &with_prefix(prefix),
         );
-        let (_, report) = import::load_backbone_file(
-            ResNetConfig::new(Depth::R18).init(&device()),
-            Depth::R18,
-            &f,
-        )
-        .unwrap();
+        let (_, report) = load_r18(&f).unwrap();
         assert_eq!(
             (report.found.prefix.as_str(), report.matched),
             (prefix, 100)
@@ -234,12 +233,7 @@ fn foreign_layouts_are_found_and_bad_files_refused_in_one_line() {
         })
         .collect();
     let f = write("d2.safetensors", &d2);
-    let (back, report) = import::load_backbone_file(
-        ResNetConfig::new(Depth::R18).init(&device()),
-        Depth::R18,
-        &f,
-    )
-    .unwrap();
+    let (back, report) = load_r18(&f).unwrap();
     assert_eq!(report.found.layout, Layout::Detectron2);
     assert_eq!(backbone_state_dict(&back).unwrap(), tv);
 

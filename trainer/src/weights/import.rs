@@ -125,21 +125,14 @@ fn floats(bytes: &[u8], dtype: DType) -> Vec<f32> {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
             .collect(),
-        DType::F16 | DType::BF16 => {
-            let (b, dt) = (bytes.to_vec(), dtype);
-            let data = TensorData::from_bytes_vec(
-                b,
-                [bytes.len() / 2],
-                if dt == DType::F16 {
-                    burn::tensor::DType::F16
-                } else {
-                    burn::tensor::DType::BF16
-                },
-            );
-            data.convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default()
-        }
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         _ => bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
