@@ -64,11 +64,15 @@ pub fn fpn_name(ours: &str) -> Option<String> {
     };
     let (level, rest) = rest.split_once('.')?;
     let level: usize = level.parse().ok()?;
-    let rest = rest
-        .strip_prefix("conv.")
-        .map(str::to_string)
-        .or_else(|| rest.strip_prefix("bn.").map(|r| format!("norm.{r}")))?;
+    let rest = conv_bn(rest)?;
     Some(format!("{kind}{}.{rest}", level + 2))
+}
+
+/// A conv + BN pair's tensor in detectron2's naming: the conv's own, the BN's under `norm.`.
+fn conv_bn(rest: &str) -> Option<String> {
+    rest.strip_prefix("conv.")
+        .map(str::to_string)
+        .or_else(|| rest.strip_prefix("bn.").map(|r| format!("norm.{r}")))
 }
 
 /// SoCo's 4conv1fc box head (ours: `convs.{i}.conv/bn`, `fc`) in detectron2's
@@ -80,10 +84,7 @@ pub fn box_head_name(ours: &str) -> Option<String> {
     let rest = ours.strip_prefix("convs.")?;
     let (i, rest) = rest.split_once('.')?;
     let i: usize = i.parse().ok()?;
-    let rest = rest
-        .strip_prefix("conv.")
-        .map(str::to_string)
-        .or_else(|| rest.strip_prefix("bn.").map(|r| format!("norm.{r}")))?;
+    let rest = conv_bn(rest)?;
     Some(format!("box_head.conv{}.{rest}", i + 1))
 }
 
