@@ -64,6 +64,8 @@ pub enum SegHead {
     },
     /// The SSL4DP draft's MoCoFCN: two 3×3 conv-BN-ReLU at dilation 6, classifier (§9).
     MocoFcn { channels: usize },
+    /// PSPNet: mmseg's PSPHead, pooling to 1, 2, 3 and 6 cells (the draft's second head, §9).
+    Psp { channels: usize },
     /// DeepLabv3: mmseg's ASPPHead, dilations (1, r1, r2, r3) (CP²'s protocol, §4.5).
     DeepLabV3 {
         channels: usize,
@@ -109,6 +111,10 @@ pub struct SegmentationConfig {
     /// PyTorch-world weights file (torchvision, MoCo, mmselfsup, mmseg, SoCo, detectron2; see
     /// `trainer::weights::import`). None: random init (the floor).
     pub backbone: Option<PathBuf>,
+    /// When `backbone` is a checkpoint of a method that pretrained a decoder of this head's kind
+    /// and width (EDMoCo, PLEDMoCo, patch rotation), the head's decoder starts from it too (the
+    /// classifier always starts fresh); false: only the backbone is taken.
+    pub pretrained_decoder: bool,
     /// Training crop (height, width).
     pub crop: (usize, usize),
     /// mmseg's `img_scale` (long side, short side); each sample is rescaled (keeping its aspect)
@@ -146,6 +152,7 @@ impl Default for SegmentationConfig {
             output_stride: 8,
             frozen_backbone: false,
             backbone: None,
+            pretrained_decoder: true,
             crop: (512, 512),
             scale: (2048, 512),
             ratio_range: (0.5, 2.0),

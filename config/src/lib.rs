@@ -8,6 +8,7 @@
 mod error;
 mod eval;
 mod method;
+mod ssl4dp;
 mod trainer;
 mod validate;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ConfigError;
 pub use eval::*;
 pub use method::*;
+pub use ssl4dp::*;
 pub use trainer::*;
 
 /// A complete run.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{EdMocoConfig, PatchMocoConfig, PatchRotationConfig};
+
 /// Which pretraining objective, with its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MethodConfig {
@@ -15,7 +17,9 @@ pub enum MethodConfig {
     Cp2(Cp2Config),
     /// SSL4DP patch-level rotation prediction (§9).
     PatchRotation(PatchRotationConfig),
-    /// SSL4DP patch-level MoCo (§9).
+    /// SSL4DP encoder-decoder MoCo (§9).
+    EdMoco(EdMocoConfig),
+    /// SSL4DP patch-level MoCo, and with a decoder patch-level encoder-decoder MoCo (§9).
     PatchMoco(PatchMocoConfig),
     /// Downstream semantic segmentation: fine-tuning or validation (§2.5, §4.5; `crate::eval`).
     Segmentation(crate::SegmentationConfig),
@@ -31,6 +35,8 @@ impl MethodConfig {
             MethodConfig::Soco(_) => "soco",
             MethodConfig::Cp2(_) => "cp2",
             MethodConfig::PatchRotation(_) => "patch-rotation",
+            MethodConfig::EdMoco(_) => "ed-moco",
+            MethodConfig::PatchMoco(p) if p.decoder.is_some() => "patch-ed-moco",
             MethodConfig::PatchMoco(_) => "patch-moco",
             MethodConfig::Segmentation(s) => match s.phase {
                 crate::SegPhase::Finetune => "segmentation",
@@ -281,51 +287,6 @@ impl Default for Cp2Config {
             momentum: 0.999,
             key_bn: KeyBatchNorm::ShuffledSubBatches(8),
             init_from: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PatchRotationConfig {
-    pub view: ViewAugment,
-    /// The image is cut into grid × grid patches, each rotated by k·90°.
-    pub grid: usize,
-    /// Backbone output stride (8 or 16, by dilating layer4, and layer3 for 8) (§9).
-    pub output_stride: usize,
-    /// Width of the MoCoFCN decoder's two 3×3 convs (dilation 6) before the 4-way classifier.
-    pub decoder_channels: usize,
-    /// Continued pretraining (the draft's "200 + 20"): the backbone starts from this checkpoint
-    /// of ours (any method), backbone record or PyTorch-world weights file (MoCo's `.pth.tar`,
-    /// torchvision, mmselfsup, mmseg, SoCo, detectron2).
-    pub init_from: Option<std::path::PathBuf>,
-}
-
-impl Default for PatchRotationConfig {
-    fn default() -> Self {
-        PatchRotationConfig {
-            view: ViewAugment::default(),
-            grid: 4,
-            output_stride: 8,
-            decoder_channels: 512,
-            init_from: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PatchMocoConfig {
-    pub moco: MocoV2Config,
-    /// Cell size of the correspondence grid (the backbone's output stride).
-    pub cell_stride: usize,
-}
-
-impl Default for PatchMocoConfig {
-    fn default() -> Self {
-        PatchMocoConfig {
-            moco: MocoV2Config::default(),
-            cell_stride: 16,
         }
     }
 }

@@ -85,6 +85,17 @@ fn moco(prefix: &str, m: &MocoV2Config) -> Check {
     Ok(())
 }
 
+fn decoder(field: &str, d: &DecoderConfig) -> Check {
+    positive(&format!("{field}.channels"), d.channels())
+}
+
+fn lr_scale(field: &str, s: f64) -> Check {
+    if !(s.is_finite() && s > 0.0) {
+        return fail(field, format!("must be a positive number, not {s}"));
+    }
+    Ok(())
+}
+
 fn segmentation(prefix: &str, s: &SegmentationConfig) -> Check {
     let f = |n: &str| format!("{prefix}.{n}");
     positive(&f("classes"), s.classes)?;
@@ -98,9 +109,9 @@ fn segmentation(prefix: &str, s: &SegmentationConfig) -> Check {
         return fail(&f("output_stride"), "must be 8, 16 or 32");
     }
     match s.head {
-        SegHead::Fcn { channels, .. } | SegHead::MocoFcn { channels } => {
-            positive(&f("head.channels"), channels)?
-        }
+        SegHead::Fcn { channels, .. }
+        | SegHead::MocoFcn { channels }
+        | SegHead::Psp { channels } => positive(&f("head.channels"), channels)?,
         SegHead::DeepLabV3 { channels, rates } => {
             positive(&f("head.channels"), channels)?;
             if rates.0 == 0 || rates.1 == 0 || rates.2 == 0 {
@@ -235,12 +246,29 @@ impl RunConfig {
                     );
                 }
             }
+            MethodConfig::EdMoco(e) => {
+                moco("method.moco", &e.moco)?;
+                decoder("method.decoder", &e.decoder)?;
+                if ![8, 16].contains(&e.output_stride) {
+                    return fail("method.output_stride", "must be 8 or 16");
+                }
+                lr_scale("method.encoder_lr_scale", e.encoder_lr_scale)?;
+            }
             MethodConfig::PatchMoco(p) => {
                 moco("method.moco", &p.moco)?;
-                positive("method.cell_stride", p.cell_stride)?;
+                if ![8, 16].contains(&p.cell_stride) {
+                    return fail(
+                        "method.cell_stride",
+                        "must be 8 or 16 (the backbone's output stride)",
+                    );
+                }
                 if p.moco.view.size % p.cell_stride != 0 {
                     return fail("method.cell_stride", "must divide the view size");
                 }
+                if let Some(d) = &p.decoder {
+                    decoder("method.decoder", d)?;
+                }
+                lr_scale("method.encoder_lr_scale", p.encoder_lr_scale)?;
             }
         }
         let t = &self.trainer;

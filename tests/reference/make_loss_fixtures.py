@@ -76,6 +76,70 @@ def cp2_losses(q, k, mq, mk, queue, t):
     return ins, dense
 
 
+def bilinear_half_pixel(x, out_h, out_w):
+    """PyTorch's F.interpolate(mode="bilinear", align_corners=False) on [n, c, h, w]."""
+    n, c, h, w = x.shape
+
+    def axis(out, size):
+        src = np.maximum((np.arange(out) + 0.5) * size / out - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(int), size - 1)
+        i1 = np.minimum(i0 + 1, size - 1)
+        return i0, i1, src - i0
+
+    y0, y1, ly = axis(out_h, h)
+    x0, x1, lx = axis(out_w, w)
+    top = x[:, :, y0][:, :, :, x0] * (1 - lx) + x[:, :, y0][:, :, :, x1] * lx
+    bot = x[:, :, y1][:, :, :, x0] * (1 - lx) + x[:, :, y1][:, :, :, x1] * lx
+    return top * (1 - ly)[:, None] + bot * ly[:, None]
+
+
+def patch_rotation(logits, rotation, size):
+    """SSL4DP PLR (§9): logits [n, 4, h, w] upsampled to size² (bilinear, half-pixel centres);
+    every pixel's target is the rotation class of its patch in the [n, g, g] map; mean CE."""
+    n, g = rotation.shape[0], rotation.shape[1]
+    up = bilinear_half_pixel(logits, size, size)
+    patch = size // g
+    total, correct = 0.0, 0
+    for i in range(n):
+        for y in range(size):
+            for x in range(size):
+                z = up[i, :, y, x]
+                t = rotation[i, y // patch, x // patch]
+                m = z.max()
+                total += np.log(np.exp(z - m).sum()) + m - z[t]
+                correct += int(z.argmax() == t)
+    return total / (n * size * size), correct / (n * size * size)
+
+
+def mlp2(x, w1, b1, w2, b2):
+    """MoCo v2's projection: Linear → ReLU → Linear (weights as [in, out])."""
+    return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+
+
+def edmoco(dq, dk, w1, b1, w2, b2, queue, t):
+    """SSL4DP EDMoCo (§9): decoder outputs [n, c, h, w] average-pooled, projected, normalised;
+    MoCo's InfoNCE against the queue."""
+    q = normalize(mlp2(dq.mean(axis=(2, 3)), w1, b1, w2, b2), 1)
+    k = normalize(mlp2(dk.mean(axis=(2, 3)), w1, b1, w2, b2), 1)
+    return info_nce(q, k, queue, t)
+
+
+def plmoco(q, k, matches, queue, t):
+    """SSL4DP PLMoCo (§9): q, k [n, d, cells] normalised along d; each view-0 cell x with
+    matches[i, x] >= 0 is a query whose positive is view-1 cell matches[i, x] of the same image,
+    negatives the queue; unmatched cells are left out; mean over matched cells."""
+    q, k = normalize(q, 1), normalize(k, 1)
+    rows = []
+    for i in range(q.shape[0]):
+        for x in range(q.shape[2]):
+            m = matches[i, x]
+            if m < 0:
+                continue
+            pos = float(q[i, :, x] @ k[i, :, m])
+            rows.append(np.concatenate([[pos], q[i, :, x] @ queue.T]))
+    return cross_entropy_first(np.array(rows) / t), len(rows)
+
+
 def main(out):
     n, d, K = 6, 8, 20
     q = normalize(rng.normal(size=(n, d)), 1)
@@ -107,10 +171,37 @@ def main(out):
     ins, dense = cp2_losses(q, k, mq, mk, q3, 0.2)
     fx["cp2"] = {"q": q.tolist(), "k": k.tolist(), "mq": mq.tolist(), "mk": mk.tolist(), "queue": q3.tolist(),
                  "t": 0.2, "instance": ins, "dense": dense}
+    # PLR: 3×3 grid of 4-px patches on a 12-px view, logits at 3×3 (output stride 4).
+    n, size = 2, 12
+    logits = rng.normal(size=(n, 4, 3, 3)) * 2.0
+    rotation = rng.integers(0, 4, size=(n, 3, 3))
+    plr_loss, plr_acc = patch_rotation(logits, rotation, size)
+    fx["patch_rotation"] = {"logits": logits.tolist(), "rotation": rotation.tolist(), "size": size,
+                            "loss": plr_loss, "accuracy": plr_acc}
+    # EDMoCo: decoder outputs of 6 channels at 3×4, MLP 6 → 10 → 8.
+    n, c, hid, D = 4, 6, 10, 8
+    dq, dk = rng.normal(size=(n, c, 3, 4)), rng.normal(size=(n, c, 3, 4))
+    w1, b1 = rng.normal(size=(c, hid)) * 0.5, rng.normal(size=hid) * 0.1
+    w2, b2 = rng.normal(size=(hid, D)) * 0.5, rng.normal(size=D) * 0.1
+    q4 = normalize(rng.normal(size=(K, D)), 1)
+    fx["edmoco"] = {"dq": dq.tolist(), "dk": dk.tolist(), "w1": w1.tolist(), "b1": b1.tolist(),
+                    "w2": w2.tolist(), "b2": b2.tolist(), "queue": q4.tolist(), "t": 0.2,
+                    "loss": edmoco(dq, dk, w1, b1, w2, b2, q4, 0.2)}
+    # PLMoCo: 3×3 cells; image 0 half matched (scrambled order), image 1 fully, image 2 not at all.
+    n, D, cells = 3, 8, 9
+    q, k = rng.normal(size=(n, D, cells)), rng.normal(size=(n, D, cells))
+    matches = np.full((n, cells), -1)
+    matches[0, [0, 1, 3, 4]] = [4, 5, 7, 8]
+    matches[1] = rng.permutation(cells)
+    q5 = normalize(rng.normal(size=(K, D)), 1)
+    pl_loss, pl_matched = plmoco(q, k, matches, q5, 0.2)
+    fx["plmoco"] = {"q": q.tolist(), "k": k.tolist(), "matches": matches.tolist(), "queue": q5.tolist(),
+                    "t": 0.2, "loss": pl_loss, "matched": pl_matched}
     with open(out, "w") as f:
         json.dump(fx, f)
     print(f"wrote {out}: infonce {fx['infonce']['loss']:.6f}, dense {fx['densecl_dense']['loss']:.6f}, "
-          f"soco {fx['soco']['loss']:.6f}, cp2 {ins:.6f} / {dense:.6f}")
+          f"soco {fx['soco']['loss']:.6f}, cp2 {ins:.6f} / {dense:.6f}, plr {plr_loss:.6f}, "
+          f"edmoco {fx['edmoco']['loss']:.6f}, plmoco {pl_loss:.6f}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ pub fn layout(method: &MethodConfig) -> (usize, usize) {
         MethodConfig::MocoV2(m) => (2, m.view.size),
         MethodConfig::DenseCl(d) => (2, d.moco.view.size),
         MethodConfig::PatchMoco(p) => (2, p.moco.view.size),
+        MethodConfig::EdMoco(e) => (2, e.moco.view.size),
         MethodConfig::Cp2(c) => (2, c.view.size),
         MethodConfig::PatchRotation(p) => (2, p.view.size),
         MethodConfig::Soco(s) => (if s.star { 5 } else { 4 }, s.image_size),
@@ -97,9 +98,10 @@ pub fn layout(method: &MethodConfig) -> (usize, usize) {
 /// Draws one sample's views as row `row` of the sheet.
 pub fn draw_row(method: &MethodConfig, sample: &SampleBuffers, sheet: &mut Sheet, row: usize) {
     match method {
-        MethodConfig::MocoV2(_) | MethodConfig::DenseCl(_) | MethodConfig::PatchMoco(_) => {
-            two_views(sample, sheet, row)
-        }
+        MethodConfig::MocoV2(_)
+        | MethodConfig::DenseCl(_)
+        | MethodConfig::EdMoco(_)
+        | MethodConfig::PatchMoco(_) => two_views(sample, sheet, row),
         MethodConfig::Cp2(c) => cp2(sample, sheet, row, c.output_stride),
         MethodConfig::PatchRotation(p) => patch_rotation(sample, sheet, row, p.grid),
         MethodConfig::Soco(s) => soco(sample, sheet, row, s.boxes_per_view),

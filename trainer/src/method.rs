@@ -13,6 +13,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::module::Module;
+use burn::module::ParamGroup;
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use config::RunConfig;
@@ -20,6 +22,7 @@ use proto_shm::Schema;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::StepBatch;
+use crate::nn::decoder::{DecoderRef, DecoderSlot};
 use crate::nn::resnet::ResNet;
 use crate::queue::Queue;
 use crate::record::{load_module, record_bytes};
@@ -85,6 +88,12 @@ pub trait Method: Sized {
         None
     }
 
+    /// The backbone's learning rate relative to the rest of the online module (the SSL4DP
+    /// draft trains the encoder at 1/100 of the decoder's rate).
+    fn encoder_lr_scale(&self) -> f64 {
+        1.0
+    }
+
     /// The backbone being pretrained.
     fn backbone(online: &Self::Online) -> &ResNet;
     fn backbone_mut(online: &mut Self::Online) -> &mut ResNet;
@@ -92,6 +101,21 @@ pub trait Method: Sized {
     /// Detection modules pretrained with the backbone (SoCo's FPN and box head), which the
     /// detectron2 export carries so detection fine-tuning starts from them too.
     fn detector_parts(_online: &Self::Online) -> Option<crate::weights::export::DetectorParts<'_>> {
+        None
+    }
+
+    /// A decoder pretrained with the backbone (EDMoCo, PLEDMoCo, patch rotation), which
+    /// segmentation fine-tuning with the same head kind starts from.
+    fn decoder(_online: &Self::Online) -> Option<DecoderRef<'_>> {
+        None
+    }
+
+    /// The part of the online module a pretrained decoder fills, when `run` asks for one to be
+    /// taken from the checkpoint it starts from (segmentation fine-tuning).
+    fn decoder_slot<'a>(
+        _run: &RunConfig,
+        _online: &'a mut Self::Online,
+    ) -> Option<DecoderSlot<'a>> {
         None
     }
 
@@ -132,11 +156,30 @@ pub fn train_step<M: Method>(
     let (loss, terms) = method.loss(online, batch, ctx);
     let value = loss.clone().into_scalar::<f32>() as f64;
     let grads = GradientsParams::from_grads(loss.backward(), online);
+    let lr = learning_rates::<M>(online, lr, method.encoder_lr_scale());
     // The optimiser takes the module by value and no clone of it may stay behind: parameters
     // with no other owner are updated in place by libtorch (R-50: −8 ms and −60 MiB per step,
     // BENCHMARKS.md). A panic inside the step aborts.
     replace_with::replace_with_or_abort(online, |q| optim.step(lr, q, grads));
     (value, terms)
+}
+
+/// `lr` for every parameter, the backbone's scaled by `encoder_scale`.
+fn learning_rates<M: Method>(
+    online: &M::Online,
+    lr: f64,
+    encoder_scale: f64,
+) -> ModuleLearningRate {
+    if encoder_scale == 1.0 {
+        return lr.into();
+    }
+    // The group is matched by parameter id, which the optimiser's step keeps; the clone is of
+    // tensor handles and is dropped before the step (which updates parameters in place only
+    // where nothing else holds them).
+    let encoder = ParamGroup::ids_from_module(M::backbone(online).clone());
+    ModuleLrScheduler::new(lr)
+        .with_group(encoder, lr * encoder_scale)
+        .step()
 }
 
 /// Queue pointers by name, for the checkpoint header.

@@ -13,6 +13,7 @@ use config::RunConfig;
 
 use crate::method::{Method, ONLINE_BLOB};
 use crate::methods::{with_method, WithMethod};
+use crate::nn::decoder::{DecoderRef, DecoderSlot};
 use crate::nn::resnet::{Depth, ResNet};
 use crate::record::{load_module_lenient, param_tensors, record_bytes};
 
@@ -58,6 +59,9 @@ pub fn init_online<M: Method>(
     let (loaded, report) = load_backbone(M::backbone(online).clone(), path, depth, device)?;
     *M::backbone_mut(online) = loaded;
     report.print(what, path, online, fresh);
+    if let Some(slot) = M::decoder_slot(run, online) {
+        load_decoder(slot, path, device)?;
+    }
     if let Some(target) = method.target_mut() {
         *target = crate::ema::copy_of(M::target_source(online), target.clone());
     }
@@ -129,6 +133,100 @@ fn backbone_of_checkpoint(path: &Path, depth: Depth, device: &Device) -> Result<
         },
     )?
     .with_context(|| format!("{}: reading the backbone", path.display()))
+}
+
+/// Fills `slot` with the decoder the checkpoint at `path` pretrained, where it has one of the
+/// same kind and width; otherwise says why the decoder starts fresh. Files that are not our
+/// checkpoints carry no decoder.
+pub fn load_decoder(slot: DecoderSlot<'_>, path: &Path, device: &Device) -> Result<()> {
+    let is_checkpoint = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".ckpt"));
+    let fresh = |why: String| {
+        tracing::info!("decoder initialised fresh: {why}");
+        println!("decoder initialised fresh: {why}");
+    };
+    if !is_checkpoint {
+        fresh(format!("{} is not a checkpoint of ours", path.display()));
+        return Ok(());
+    }
+    let ck = crate::checkpoint::load(path)?;
+    let run = RunConfig::from_str(&ck.state.config, &path.display().to_string())?;
+    struct Extract<'a> {
+        run: &'a RunConfig,
+        online: &'a [u8],
+        device: &'a Device,
+    }
+    impl WithMethod for Extract<'_> {
+        type Output = Result<Option<(&'static str, Vec<u8>)>>;
+        fn call<M: Method>(self) -> Self::Output {
+            let (online, _) = M::new(self.run, self.device)?;
+            let online = load_module_lenient(online, self.online)?;
+            M::decoder(&online)
+                .map(|d| {
+                    let bytes = match &d {
+                        DecoderRef::MocoFcn(convs) => record_bytes(*convs),
+                        DecoderRef::Psp(psp) => record_bytes(*psp),
+                    };
+                    Ok((d.kind(), bytes?))
+                })
+                .transpose()
+        }
+    }
+    let theirs = with_method(
+        &run.method,
+        Extract {
+            run: &run,
+            online: ck.blob(ONLINE_BLOB)?,
+            device,
+        },
+    )?
+    .with_context(|| format!("{}: reading the decoder", path.display()))?;
+    let Some((kind, bytes)) = theirs else {
+        fresh(format!(
+            "{} ({}) pretrained no decoder",
+            path.display(),
+            run.method.name()
+        ));
+        return Ok(());
+    };
+    if kind != slot.kind() {
+        fresh(format!(
+            "{} pretrained a {kind} decoder, this head is {}",
+            path.display(),
+            slot.kind()
+        ));
+        return Ok(());
+    }
+    let loaded = match slot {
+        DecoderSlot::MocoFcn(convs) => load_module_lenient(convs.clone(), &bytes).map(|m| {
+            let n = param_tensors(&m);
+            *convs = m;
+            n
+        }),
+        DecoderSlot::Psp(psp) => load_module_lenient(psp.clone(), &bytes).map(|m| {
+            let n = param_tensors(&m);
+            *psp = m;
+            n
+        }),
+    };
+    match loaded {
+        Ok(n) => {
+            let line = format!(
+                "decoder: {n} {kind} tensors loaded from {} ({}); the classifier starts fresh",
+                path.display(),
+                run.method.name()
+            );
+            tracing::info!("{line}");
+            println!("{line}");
+        }
+        Err(e) => fresh(format!(
+            "{}'s {kind} decoder does not fit this head ({e:#})",
+            path.display()
+        )),
+    }
+    Ok(())
 }
 
 /// The state dict a `format` export of one of our checkpoints holds: its backbone and, for

@@ -5,9 +5,9 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use proto_shm::schemas::names;
 use trainer::data::StepBatch;
+use trainer::method::Method;
 use trainer::method::{train_step, StepCtx};
 use trainer::methods::mocov2::MocoV2;
-use trainer::nn::resnet::Depth;
 use trainer::queue::Queue;
 
 fn rows(t: &Tensor<2>) -> Vec<Vec<f32>> {
@@ -73,7 +73,19 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
         momentum: 0.9,
         ..Default::default()
     };
-    let (mut query, mut moco) = MocoV2::build(&cfg, Depth::R18, &device);
+    let run = config::RunConfig {
+        method: config::MethodConfig::MocoV2(cfg),
+        trainer: config::TrainerConfig {
+            arch: config::Arch::ResNet18,
+            ..Default::default()
+        },
+        ..config::RunConfig::from_str(
+            r#"RunConfig(name: "t", dataset: (root: "."), method: MocoV2())"#,
+            "test",
+        )
+        .unwrap()
+    };
+    let (mut query, mut moco) = MocoV2::new(&run, &device).unwrap();
     let mut optim = trainer::optim::build(&config::Optimizer::Sgd {
         lr: 0.5,
         momentum: 0.0,

@@ -39,6 +39,7 @@ pub fn for_run(run: &RunConfig) -> Result<Box<dyn Views>> {
         )?),
         MethodConfig::Cp2(c) => Box::new(cp2::Cp2::new(c.clone())),
         MethodConfig::PatchRotation(p) => Box::new(patch_rotation::PatchRotation::new(p.clone())),
+        MethodConfig::EdMoco(e) => Box::new(TwoCrop::new("ed-moco", e.moco.view.clone())),
         MethodConfig::PatchMoco(p) => Box::new(patch_moco::PatchMoco::new(p.clone())),
         MethodConfig::Segmentation(s) => {
             Box::new(segmentation::Segmentation::open(run, s.clone())?)

@@ -3,7 +3,9 @@
 pub mod cp2;
 pub mod densecl;
 pub mod infonce;
+pub mod patch_infonce;
 pub mod pixel_ce;
+pub mod rotation;
 pub mod soco;
 
 use burn::tensor::Tensor;

@@ -1,6 +1,11 @@
 //! MoCo v2 (METHODS.md §1): query encoder = ResNet + MLP 2048→2048→128, key encoder = its EMA
 //! (m = 0.999, updated before the key forward), a queue of 65,536 keys, InfoNCE with T = 0.2.
 //! Keys are computed with single-device shuffle-BN ([`crate::shuffle_bn`]).
+//!
+//! The MoCo machinery is generic over the encoder ([`MocoEncoder`]): SSL4DP's encoder-decoder
+//! MoCo (`super::edmoco`) is the same method with a decoder between backbone and projection.
+
+use std::path::Path;
 
 use anyhow::Result;
 use burn::module::Module;
@@ -13,10 +18,34 @@ use crate::data::StepBatch;
 use crate::ema;
 use crate::loss::{infonce::info_nce, l2_normalize};
 use crate::method::{LossTerms, Method, StepCtx};
+use crate::nn::decoder::DecoderRef;
 use crate::nn::heads::Mlp2;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 use crate::queue::Queue;
 use crate::shuffle_bn::shuffled_sub_batches;
+
+/// What a MoCo encoder declares: how it is built from a run, its MoCo settings and its forward.
+pub trait MocoEncoder: Module {
+    /// The MoCo settings (views, head, queue, T, m) in `run`'s method config.
+    fn moco(run: &RunConfig) -> Result<&MocoV2Config>;
+    fn build(run: &RunConfig, device: &Device) -> Result<Self>;
+    /// `[n, 3, h, w]` → projected `[n, proj_dim]` (not normalised).
+    fn project(&self, x: Tensor<4>) -> Tensor<2>;
+    fn backbone(&self) -> &ResNet;
+    fn backbone_mut(&mut self) -> &mut ResNet;
+    /// A decoder pretrained with the backbone.
+    fn decoder(&self) -> Option<DecoderRef<'_>> {
+        None
+    }
+    /// See [`Method::encoder_lr_scale`].
+    fn encoder_lr_scale(_run: &RunConfig) -> f64 {
+        1.0
+    }
+    /// See [`Method::init_from`].
+    fn init_from(_run: &RunConfig) -> Option<(&'static str, &Path, &'static [&'static str])> {
+        None
+    }
+}
 
 /// Backbone plus projection head.
 #[derive(Module, Debug)]
@@ -38,57 +67,84 @@ impl Encoder {
 
     /// `[n, 3, h, w]` → projected `[n, proj_dim]` (not normalised).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let c5 = self.backbone.forward(x);
-        let [n, c, _, _] = c5.dims();
-        let pooled = c5.mean_dim(3).mean_dim(2).reshape([n, c]);
-        self.head.forward(pooled)
+        self.head.forward(global_pool(self.backbone.forward(x)))
     }
 }
 
-/// The parts of MoCo v2 that are not trained by the optimiser.
-pub struct MocoV2 {
+impl MocoEncoder for Encoder {
+    fn moco(run: &RunConfig) -> Result<&MocoV2Config> {
+        Ok(crate::method_config!(run, MocoV2))
+    }
+
+    fn build(run: &RunConfig, device: &Device) -> Result<Encoder> {
+        Ok(Encoder::new(
+            Depth::from(run.trainer.arch),
+            Self::moco(run)?,
+            device,
+        ))
+    }
+
+    fn project(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+
+    fn backbone(&self) -> &ResNet {
+        &self.backbone
+    }
+    fn backbone_mut(&mut self) -> &mut ResNet {
+        &mut self.backbone
+    }
+}
+
+/// `[n, c, h, w]` → `[n, c]`, the spatial mean.
+pub fn global_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = x.dims();
+    x.mean_dim(3).mean_dim(2).reshape([n, c])
+}
+
+/// The parts of MoCo that are not trained by the optimiser.
+pub struct Moco<E> {
     pub cfg: MocoV2Config,
-    pub key: Encoder,
+    pub key: E,
     pub queue: Queue,
+    encoder_lr_scale: f64,
 }
 
-impl MocoV2 {
-    pub fn build(cfg: &MocoV2Config, depth: Depth, device: &Device) -> (Encoder, MocoV2) {
-        let query = Encoder::new(depth, cfg, device);
-        let state = MocoV2 {
-            cfg: cfg.clone(),
-            key: ema::copy_of(&query, Encoder::new(depth, cfg, device)),
+/// MoCo v2 proper.
+pub type MocoV2 = Moco<Encoder>;
+
+impl<E: MocoEncoder> Method for Moco<E> {
+    type Online = E;
+    type Target = E;
+
+    fn new(run: &RunConfig, device: &Device) -> Result<(E, Moco<E>)> {
+        let cfg = E::moco(run)?.clone();
+        let query = E::build(run, device)?;
+        let state = Moco {
+            key: ema::copy_of(&query, E::build(run, device)?),
             queue: Queue::new(cfg.queue_size, cfg.proj_dim, device),
+            encoder_lr_scale: E::encoder_lr_scale(run),
+            cfg,
         };
-        (query, state)
-    }
-}
-
-impl Method for MocoV2 {
-    type Online = Encoder;
-    type Target = Encoder;
-
-    fn new(run: &RunConfig, device: &Device) -> Result<(Encoder, MocoV2)> {
-        let cfg = crate::method_config!(run, MocoV2);
-        Ok(MocoV2::build(cfg, Depth::from(run.trainer.arch), device))
+        Ok((query, state))
     }
 
     fn schema(run: &RunConfig) -> Result<Schema> {
-        let size = crate::method_config!(run, MocoV2).view.size;
+        let size = E::moco(run)?.view.size;
         Ok(proto_shm::schemas::two_crop(
-            "mocov2",
+            run.method.name(),
             run.loader.batch_size,
             size,
         ))
     }
 
-    fn target_mut(&mut self) -> Option<&mut Encoder> {
+    fn target_mut(&mut self) -> Option<&mut E> {
         Some(&mut self.key)
     }
-    fn target(&self) -> Option<&Encoder> {
+    fn target(&self) -> Option<&E> {
         Some(&self.key)
     }
-    fn target_source(online: &Encoder) -> &Encoder {
+    fn target_source(online: &E) -> &E {
         online
     }
     fn momentum(&self, _: StepCtx) -> f64 {
@@ -109,10 +165,10 @@ impl Method for MocoV2 {
 
     /// Enqueues the new keys after the loss is formed (so the loss uses the queue of earlier
     /// batches, as MoCo does).
-    fn loss(&mut self, query: &Encoder, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
-        let q = l2_normalize(query.forward(batch.image(names::VIEW0)), 1);
+    fn loss(&mut self, query: &E, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
+        let q = l2_normalize(query.project(batch.image(names::VIEW0)), 1);
         let k = shuffled_sub_batches(batch.image(names::VIEW1), self.cfg.key_bn, ctx.seed, |x| {
-            self.key.forward(x)
+            self.key.project(x)
         });
         let k = l2_normalize(k, 1).detach();
         let loss = info_nce(q, k.clone(), self.queue.keys.clone(), self.cfg.temperature);
@@ -120,10 +176,22 @@ impl Method for MocoV2 {
         (loss, LossTerms::new())
     }
 
-    fn backbone(online: &Encoder) -> &ResNet {
-        &online.backbone
+    fn encoder_lr_scale(&self) -> f64 {
+        self.encoder_lr_scale
     }
-    fn backbone_mut(online: &mut Encoder) -> &mut ResNet {
-        &mut online.backbone
+
+    fn backbone(online: &E) -> &ResNet {
+        online.backbone()
+    }
+    fn backbone_mut(online: &mut E) -> &mut ResNet {
+        online.backbone_mut()
+    }
+
+    fn decoder(online: &E) -> Option<DecoderRef<'_>> {
+        online.decoder()
+    }
+
+    fn init_from(run: &RunConfig) -> Option<(&'static str, &Path, &'static [&'static str])> {
+        E::init_from(run)
     }
 }

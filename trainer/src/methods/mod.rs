@@ -3,12 +3,14 @@
 
 pub mod cp2;
 pub mod densecl;
+pub mod edmoco;
 pub mod mocov2;
+pub mod plmoco;
 pub mod plr;
 pub mod segmentation;
 pub mod soco;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use config::MethodConfig;
 
 pub use crate::method::{LossTerms, Method};
@@ -28,8 +30,9 @@ pub fn with_method<F: WithMethod>(cfg: &MethodConfig, f: F) -> Result<F::Output>
         MethodConfig::Soco(_) => f.call::<soco::Soco>(),
         MethodConfig::Cp2(_) => f.call::<cp2::Cp2>(),
         MethodConfig::PatchRotation(_) => f.call::<plr::PatchRotation>(),
+        MethodConfig::EdMoco(_) => f.call::<edmoco::EdMoco>(),
+        MethodConfig::PatchMoco(_) => f.call::<plmoco::PatchMoco>(),
         MethodConfig::Segmentation(_) => f.call::<segmentation::Segmentation>(),
-        other => bail!("the trainer does not train {} yet", other.name()),
     })
 }
 

@@ -9,16 +9,15 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::module::Module;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use config::{PatchRotationConfig, RunConfig};
 use proto_shm::schemas::names;
 use proto_shm::Schema;
 
 use crate::data::StepBatch;
-use crate::loss::pixel_ce::pixel_cross_entropy;
+use crate::loss::rotation::{rotation_loss, upsample};
 use crate::method::{LossTerms, Method, StepCtx};
+use crate::nn::decoder::DecoderRef;
 use crate::nn::mocofcn::MocoFcn;
 use crate::nn::resnet::{Depth, ResNet, ResNetConfig};
 
@@ -41,33 +40,19 @@ impl PlrNet {
         }
     }
 
+    /// `[n, 3, s, s]` → rotation logits `[n, 4, s/os, s/os]` at feature resolution.
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<4> {
+        self.decoder.forward(self.backbone.forward(x))
+    }
+
     /// `[n, 3, s, s]` → rotation logits `[n, 4, s, s]` (upsampled bilinearly, half-pixel centres).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
-        let logits = self.decoder.forward(self.backbone.forward(x));
-        interpolate(
-            logits,
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(false)
-                .with_output_size([h, w]),
-        )
+        let size = x.dims()[2];
+        upsample(self.logits(x), size)
     }
 }
 
-/// The per-pixel target: each pixel takes the rotation class of its patch. `rotation` is the
-/// ring's `[n, g, g]` map (row-major per image).
-pub fn pixel_targets(rotation: &[u8], n: usize, grid: usize, size: usize) -> Vec<i64> {
-    let patch = size / grid;
-    let mut out = Vec::with_capacity(n * size * size);
-    for i in 0..n {
-        for y in 0..size {
-            for x in 0..size {
-                out.push(rotation[i * grid * grid + (y / patch) * grid + x / patch] as i64);
-            }
-        }
-    }
-    out
-}
+pub use crate::loss::rotation::pixel_targets;
 
 pub struct PatchRotation {
     pub cfg: PatchRotationConfig,
@@ -112,19 +97,13 @@ impl Method for PatchRotation {
 
     fn loss(&mut self, net: &PlrNet, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
         let x = batch.image(names::VIEW0);
-        let [n, _, size, _] = x.dims();
-        let device = x.device();
-        let logits = net.forward(x);
-        let target = pixel_targets(batch.bytes(names::ROTATION), n, self.cfg.grid, size);
-        let target =
-            Tensor::<3, Int>::from_data(TensorData::new(target.clone(), [n, size, size]), &device);
-        let pred = logits.clone().argmax(1).reshape([n, size, size]);
-        let accuracy = pred
-            .equal(target.clone())
-            .float()
-            .mean()
-            .into_scalar::<f32>() as f64;
-        let loss = pixel_cross_entropy(logits, target);
+        let size = x.dims()[2];
+        let (loss, accuracy) = rotation_loss(
+            net.logits(x),
+            batch.bytes(names::ROTATION),
+            self.cfg.grid,
+            size,
+        );
         let mut terms = LossTerms::new();
         terms.insert("pixel_accuracy", accuracy);
         (loss, terms)
@@ -135,6 +114,10 @@ impl Method for PatchRotation {
     }
     fn backbone_mut(online: &mut PlrNet) -> &mut ResNet {
         &mut online.backbone
+    }
+
+    fn decoder(online: &PlrNet) -> Option<DecoderRef<'_>> {
+        Some(DecoderRef::MocoFcn(&online.decoder.convs))
     }
 
     /// Continued pretraining ("200 + 20"): the decoder starts fresh.

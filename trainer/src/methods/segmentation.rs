@@ -20,6 +20,7 @@ use proto_shm::Schema;
 use crate::data::StepBatch;
 use crate::loss::pixel_ce::pixel_cross_entropy;
 use crate::method::{LossTerms, Method, StepCtx};
+use crate::nn::decoder::DecoderSlot;
 use crate::nn::resnet::{Depth, ResNet};
 use crate::nn::seg_heads::{resize, SegNet};
 
@@ -137,6 +138,24 @@ impl Method for Segmentation {
                 .as_deref()
                 .map(|p| ("fine-tuning", p, &["decode", "aux"][..])),
             _ => None,
+        }
+    }
+
+    /// The head's decoder, where the config takes a pretrained one (the classifier stays fresh).
+    fn decoder_slot<'a>(run: &RunConfig, net: &'a mut SegNet) -> Option<DecoderSlot<'a>> {
+        let config::MethodConfig::Segmentation(s) = &run.method else {
+            return None;
+        };
+        if !s.pretrained_decoder {
+            return None;
+        }
+        if let Some(h) = &mut net.decode.mocofcn {
+            Some(DecoderSlot::MocoFcn(&mut h.convs))
+        } else {
+            net.decode
+                .psp
+                .as_mut()
+                .map(|h| DecoderSlot::Psp(&mut h.psp))
         }
     }
 

@@ -33,14 +33,19 @@ pub struct MocoFcn {
     pub classifier: Conv2d,
 }
 
+/// The MoCoFCN convs: `cin` → `channels` → `channels`, 3×3 at dilation 6.
+pub fn mocofcn_convs(cin: usize, channels: usize, device: &Device) -> Vec<ConvBnRelu> {
+    vec![
+        ConvBnRelu::new(cin, channels, 3, DILATION, device),
+        ConvBnRelu::new(channels, channels, 3, DILATION, device),
+    ]
+}
+
 impl MocoFcn {
     /// `cin` backbone channels → `channels` → `classes` logits.
     pub fn new(cin: usize, channels: usize, classes: usize, device: &Device) -> MocoFcn {
         MocoFcn {
-            convs: vec![
-                ConvBnRelu::new(cin, channels, 3, DILATION, device),
-                ConvBnRelu::new(channels, channels, 3, DILATION, device),
-            ],
+            convs: mocofcn_convs(cin, channels, device),
             classifier: classifier(channels, classes, device),
         }
     }

@@ -2,9 +2,11 @@
 //! `init(&device)`, a module whose `forward` documents its shapes).
 
 pub mod aspp;
+pub mod decoder;
 pub mod fpn;
 pub mod heads;
 pub mod mocofcn;
+pub mod psp;
 pub mod resnet;
 pub mod roi_align;
 pub mod roi_head;

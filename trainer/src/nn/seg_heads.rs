@@ -6,6 +6,7 @@
 //! - MoCoFCN (SSL4DP): two 3×3 conv-BN-ReLU at dilation 6, dropout, classifier.
 //! - DeepLabv3 (`ASPPHead`): image pooling + 1×1 + three dilated 3×3 branches, 3×3 fusion,
 //!   dropout, classifier.
+//! - PSPNet (`PSPHead`): pyramid pooling (1, 2, 3, 6), 3×3 fusion, dropout, classifier.
 //! - Linear: dropout, classifier (the dense linear probe on frozen features).
 //!
 //! Dropout is mmseg's `Dropout2d` (whole channels), active only where autodiff is (training).
@@ -19,6 +20,7 @@ use config::{SegHead, SegmentationConfig};
 
 use super::aspp::{Aspp, ConvBnRelu};
 use super::mocofcn::{classifier, MocoFcn};
+use super::psp::Psp;
 use super::resnet::{Depth, ResNet, ResNetConfig};
 
 /// mmseg's FCNHead.
@@ -65,12 +67,20 @@ pub struct AsppHead {
     pub conv_seg: Conv2d,
 }
 
+/// PSPNet's head: pyramid pooling then the classifier.
+#[derive(Module, Debug)]
+pub struct PspHead {
+    pub psp: Psp,
+    pub conv_seg: Conv2d,
+}
+
 /// The decode head: exactly one of the fields is set (burn derives modules for structs).
 #[derive(Module, Debug)]
 pub struct DecodeHead {
     pub fcn: Option<FcnHead>,
     pub mocofcn: Option<MocoFcn>,
     pub aspp: Option<AsppHead>,
+    pub psp: Option<PspHead>,
     pub linear: Option<Conv2d>,
 }
 
@@ -91,6 +101,7 @@ impl DecodeHead {
             fcn: None,
             mocofcn: None,
             aspp: None,
+            psp: None,
             linear: None,
         };
         match *head {
@@ -111,6 +122,12 @@ impl DecodeHead {
             SegHead::MocoFcn { channels } => {
                 d.mocofcn = Some(MocoFcn::new(cin, channels, classes, device))
             }
+            SegHead::Psp { channels } => {
+                d.psp = Some(PspHead {
+                    psp: Psp::new(cin, channels, device),
+                    conv_seg: classifier(channels, classes, device),
+                })
+            }
             SegHead::DeepLabV3 { channels, rates } => {
                 d.aspp = Some(AsppHead {
                     aspp: Aspp::new(cin, channels, [rates.0, rates.1, rates.2], device),
@@ -128,6 +145,8 @@ impl DecodeHead {
             h.conv_seg.forward(dropout2d(h.features(x), dropout))
         } else if let Some(h) = &self.mocofcn {
             h.classifier.forward(dropout2d(h.features(x), dropout))
+        } else if let Some(h) = &self.psp {
+            h.conv_seg.forward(dropout2d(h.psp.forward(x), dropout))
         } else if let Some(h) = &self.aspp {
             h.conv_seg.forward(dropout2d(h.aspp.forward(x), dropout))
         } else {
