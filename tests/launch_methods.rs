@@ -348,5 +348,95 @@ fn patch_rotation_trains_and_resumes_exactly() {
         loss[0]
     );
     assert!(acc.iter().all(|a| (0.0..=1.0).contains(a)), "{acc:?}");
+    // The prediction sheet of the last batch: 8 views of 64 px drawn at 4×, 6 px apart.
+    let sheet = image::open(out.join("full/plr_predictions.png")).unwrap();
+    assert_eq!(
+        (sheet.width(), sheet.height()),
+        (8 * (256 + 6) + 6, 256 + 12)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The SSL4DP MoCo family at test scale: EDMoCo with the PSP decoder and the encoder at 1/100 of
+/// the learning rate, PLMoCo, and PLEDMoCo with the MoCoFCN decoder.
+fn ssl4dp_configs(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let moco = "moco: (view: (size: 64), proj_hidden: 64, proj_dim: 32, queue_size: 20, key_bn: ShuffledSubBatches(2))";
+    [
+        (
+            "edmoco",
+            format!("EdMoco({moco}, decoder: Psp(channels: 16), output_stride: 16, encoder_lr_scale: 0.01)"),
+        ),
+        ("plmoco", format!("PatchMoco({moco}, cell_stride: 16)")),
+        (
+            "pledmoco",
+            format!("PatchMoco({moco}, cell_stride: 16, decoder: Some(MocoFcn(channels: 16)), encoder_lr_scale: 0.01)"),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, method)| {
+        let cfg = write(
+            dir,
+            &format!("{name}.ron"),
+            &format!(
+                r#"RunConfig(
+    name: "{name}-e2e", seed: 4,
+    dataset: (root: "{}", layout: Flat, max_images: 32),
+    loader: (workers: 2, ring_slots: 3, batch_size: 8),
+    method: {method},
+    trainer: (arch: ResNet18, epochs: 1000, optimizer: Sgd(lr: 0.05, momentum: 0.9, weight_decay: 1e-4),
+              base_batch_size: 8, checkpoint_every: 1000),
+)"#,
+                common::photos().display()
+            ),
+        );
+        (name, cfg)
+    })
+    .collect()
+}
+
+/// EDMoCo, PLMoCo and PLEDMoCo through `launch`: a run stopped and resumed reproduces the
+/// uninterrupted run's losses (split at 3 of 6: the 20-entry queue has wrapped); PLMoCo logs the
+/// fraction of view-0 cells with a match.
+#[test]
+fn ssl4dp_moco_methods_resume_exactly() {
+    let dir = tempdir("ssl4dp-resume");
+    for (name, cfg) in ssl4dp_configs(&dir) {
+        let out = dir.join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        assert_resume_reproduces(&cfg, &out, 3, 6);
+        if name != "edmoco" {
+            let matched = series(&out.join("full"), "matched_cells");
+            assert!(
+                matched.iter().all(|m| *m > 0.0 && *m <= 1.0),
+                "{name}: {matched:?}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// kill -9 of either side of an EDMoCo, PLMoCo or PLEDMoCo pair ends it cleanly (exit 1 naming
+/// the dead side, no segment left, no child surviving): the loader of the first and third, the
+/// trainer of the second (the supervision is the same for every method; `launch_pair.rs` kills
+/// both sides of MoCo v2).
+#[test]
+fn ssl4dp_moco_pairs_end_cleanly_when_either_side_is_killed() {
+    let dir = tempdir("ssl4dp-kill");
+    for (i, (name, cfg)) in ssl4dp_configs(&dir).into_iter().enumerate() {
+        {
+            let which = i % 2;
+            let child = Command::new(common::workspace_bin("tools", "launch"))
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--out-dir")
+                .arg(dir.join(format!("{name}-{which}")))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            common::kill_side_and_check(child, which);
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,6 +15,7 @@ pub mod optim;
 pub mod pretrained;
 pub mod queue;
 pub mod record;
+pub mod rotation_sheet;
 pub mod shuffle_bn;
 pub mod train;
 pub mod weights;

@@ -9,7 +9,7 @@
 //! method file in `methods/`, a loss file in `loss/`, and one line in [`crate::methods::with_method`].
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::module::Module;
@@ -117,6 +117,17 @@ pub trait Method: Sized {
         _online: &'a mut Self::Online,
     ) -> Option<DecoderSlot<'a>> {
         None
+    }
+
+    /// Pictures of what the network predicts, drawn from the run's last batch into `out` when the
+    /// run ends (patch rotation's prediction sheet); returns the files written.
+    fn end_of_run_pictures(
+        &self,
+        _online: &Self::Online,
+        _batch: &StepBatch,
+        _out: &Path,
+    ) -> Result<Vec<PathBuf>> {
+        Ok(Vec::new())
     }
 
     /// The number of steps the learning-rate schedule spans, where the method fixes it (an

@@ -25,6 +25,10 @@ pub fn load_module<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
 /// [`load_module`] for records from elsewhere: a record that does not fit the module is an
 /// error, not a panic (burn panics on a shape mismatch).
 pub fn load_module_lenient<M: Module>(m: M, bytes: &[u8]) -> Result<M> {
+    // The panic hook is process-wide: two loads swapping it at once could leave the silent one
+    // installed for good (and every later panic message lost).
+    static HOOK_SWAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _swap = HOOK_SWAP.lock().unwrap_or_else(|e| e.into_inner());
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_module(m, bytes)));

@@ -50,6 +50,8 @@ pub struct Summary {
     pub checkpoint: PathBuf,
     pub metrics: PathBuf,
     pub plot: PathBuf,
+    /// The method's end-of-run pictures (patch rotation's predictions).
+    pub pictures: Vec<PathBuf>,
     pub data_wait_fraction: f64,
     pub mean_step_ms: f64,
 }
@@ -167,6 +169,7 @@ fn train<M: Method>(
         )
     };
     let max_steps = args.max_steps.or(run.trainer.max_steps);
+    let mut last_batch = None;
     loop {
         if max_steps.is_some_and(|m| step >= m) {
             break;
@@ -232,6 +235,7 @@ fn train<M: Method>(
         if step.is_multiple_of(every) {
             save(&online, &method, &optim, step, cursor)?;
         }
+        last_batch = Some(batch);
     }
     if steps_this_run == 0 {
         bail!("the loader's stream held no batch for this run");
@@ -241,6 +245,10 @@ fn train<M: Method>(
         out.join("backbone.record"),
         record_bytes(M::backbone(&online))?,
     )?;
+    let pictures = match &last_batch {
+        Some(batch) => method.end_of_run_pictures(&online, batch, out)?,
+        None => Vec::new(),
+    };
     let plot = out.join("loss.png");
     let chance = method.chance_loss();
     plot_losses(
@@ -258,6 +266,7 @@ fn train<M: Method>(
         checkpoint: ckpt_path,
         metrics: metrics_path,
         plot,
+        pictures,
         data_wait_fraction: ring.waited.as_secs_f64() / wall.max(1e-9),
         mean_step_ms: step_time.as_secs_f64() * 1e3 / steps_this_run.max(1) as f64,
     })
@@ -280,4 +289,7 @@ pub fn print_summary(s: &Summary) {
     println!("  checkpoint: {}", s.checkpoint.display());
     println!("  metrics:    {}", s.metrics.display());
     println!("  loss plot:  {}", s.plot.display());
+    for p in &s.pictures {
+        println!("  picture:    {}", p.display());
+    }
 }

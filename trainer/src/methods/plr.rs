@@ -5,7 +5,7 @@
 //! the pixel's patch. No momentum twin, no queue. Continued pretraining ("200 + 20"): `init_from`
 //! starts the backbone from a checkpoint of ours (e.g. a MoCo v2 run) or torchvision weights.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use burn::module::Module;
@@ -114,6 +114,31 @@ impl Method for PatchRotation {
     }
     fn backbone_mut(online: &mut PlrNet) -> &mut ResNet {
         &mut online.backbone
+    }
+
+    /// `plr_predictions.png`: the last batch's rotated views with the true and predicted
+    /// rotation of every patch.
+    fn end_of_run_pictures(
+        &self,
+        net: &PlrNet,
+        batch: &StepBatch,
+        out: &Path,
+    ) -> Result<Vec<PathBuf>> {
+        let x = batch.image(names::VIEW0);
+        let n = x.dims()[0].min(crate::rotation_sheet::MAX_IMAGES);
+        let x = x.narrow(0, 0, n);
+        let predicted =
+            crate::rotation_sheet::patch_predictions(net.forward(x.clone()), self.cfg.grid)?;
+        let path = out.join("plr_predictions.png");
+        let g2 = self.cfg.grid * self.cfg.grid;
+        crate::rotation_sheet::draw(
+            x,
+            &batch.bytes(names::ROTATION)[..n * g2],
+            &predicted,
+            self.cfg.grid,
+            &path,
+        )?;
+        Ok(vec![path])
     }
 
     fn decoder(online: &PlrNet) -> Option<DecoderRef<'_>> {
