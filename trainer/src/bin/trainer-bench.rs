@@ -8,6 +8,12 @@
 //!     target network, the symmetrised box loss, one LARS step;
 //!   * cp2: key EMA, query segmentor (OS16 ResNet, ASPP, projection) forward + backward, key
 //!     forward in 2 shuffled sub-batches, instance + dense losses on a 4096-key queue, one SGD step;
+//!   * plr, edmoco, edmoco-psp, plmoco, pledmoco: the SSL4DP methods at the draft's sizes —
+//!     PLR (OS8 ResNet, MoCoFCN 512, 4×4 patches, per-pixel CE at input size); EDMoCo (OS8,
+//!     MoCoFCN 512, or PSP 512 with the encoder at 1/100 lr) as MoCo v2 on the pooled decoder
+//!     output; PLMoCo (OS16 cells, 1×1 head 2048→2048→128) and PLEDMoCo (OS16, MoCoFCN 512,
+//!     encoder at 1/100 lr) with two of three cells matched; 4096-key queues
+//!     (tests/reference/torch_ssl4dp_step.py);
 //!   * seg: segmentation fine-tuning (mmseg's fcn_r{18,50}-d8: OS8 ResNet, FCNHead with
 //!     concat_input, auxiliary FCNHead on C4 at weight 0.4, 21 classes), per-pixel cross-entropy
 //!     (ignore 255) on logits upsampled to the crop, one SGD step (tests/reference/torch_seg_step.py).
@@ -39,7 +45,7 @@ struct Cli {
     steps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// mocov2, soco, cp2 or seg.
+    /// mocov2, soco, cp2, seg, plr, edmoco, edmoco-psp, plmoco or pledmoco.
     #[arg(long, default_value = "mocov2")]
     method: String,
     /// SoCo: pool each box on its assigned FPN level only (`roi_all_levels: false`).
@@ -169,6 +175,28 @@ fn seg_batch(n: usize, res: usize, device: &Device) -> StepBatch {
     )
 }
 
+/// A synthetic patch-rotation batch: a random view and a random class per patch of a 4×4 grid.
+fn plr_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    let rotation: Vec<u8> = (0..n * 16).map(|i| (i * 7 % 4) as u8).collect();
+    let img = Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
+    StepBatch::new([(names::VIEW0, img)], [(names::ROTATION, rotation)])
+}
+
+/// A synthetic patch-MoCo batch: two random views; of the OS16 cells of view 0, every third is
+/// unmatched and the others match the same cell of view 1.
+fn patch_moco_batch(n: usize, res: usize, device: &Device) -> StepBatch {
+    let cells = (res / 16) * (res / 16);
+    let matches: Vec<u8> = (0..n * cells)
+        .map(|r| if r % 3 == 0 { -1 } else { (r % cells) as i32 })
+        .flat_map(|m| m.to_le_bytes())
+        .collect();
+    let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
+    StepBatch::new(
+        [(names::VIEW0, img()), (names::VIEW1, img())],
+        [(names::MATCH, matches)],
+    )
+}
+
 /// A synthetic MoCo v2 batch: two random views.
 fn two_crop_batch(n: usize, res: usize, device: &Device) -> StepBatch {
     let img = || Tensor::<4>::random([n, 3, res, res], Distribution::Normal(0.0, 1.0), device);
@@ -204,6 +232,16 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
         config::Arch::ResNet18
     };
     let two_shards = config::KeyBatchNorm::ShuffledSubBatches(2);
+    let moco = || config::MocoV2Config {
+        queue_size: 4096,
+        key_bn: two_shards,
+        ..Default::default()
+    };
+    let sgd = |lr| config::Optimizer::Sgd {
+        lr,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+    };
     let (method, optimizer, lr) = match cli.method.as_str() {
         "mocov2" => (
             MethodConfig::MocoV2(config::MocoV2Config {
@@ -271,7 +309,56 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
                 0.01,
             )
         }
-        other => anyhow::bail!("unknown --method {other} (mocov2, soco, cp2, seg)"),
+        "plr" => (
+            MethodConfig::PatchRotation(config::PatchRotationConfig {
+                view: config::ViewAugment {
+                    size: cli.res,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            sgd(0.03),
+            0.03,
+        ),
+        "edmoco" | "edmoco-psp" => {
+            let psp = cli.method == "edmoco-psp";
+            (
+                MethodConfig::EdMoco(config::EdMocoConfig {
+                    moco: moco(),
+                    decoder: if psp {
+                        config::DecoderConfig::Psp { channels: 512 }
+                    } else {
+                        config::DecoderConfig::MocoFcn { channels: 512 }
+                    },
+                    encoder_lr_scale: if psp { 0.01 } else { 1.0 },
+                    ..Default::default()
+                }),
+                sgd(0.03),
+                0.03,
+            )
+        }
+        "plmoco" | "pledmoco" => {
+            let ed = cli.method == "pledmoco";
+            (
+                MethodConfig::PatchMoco(config::PatchMocoConfig {
+                    moco: config::MocoV2Config {
+                        view: config::ViewAugment {
+                            size: cli.res,
+                            ..Default::default()
+                        },
+                        ..moco()
+                    },
+                    decoder: ed.then_some(config::DecoderConfig::MocoFcn { channels: 512 }),
+                    encoder_lr_scale: if ed { 0.01 } else { 1.0 },
+                    ..Default::default()
+                }),
+                sgd(0.03),
+                0.03,
+            )
+        }
+        other => anyhow::bail!(
+            "unknown --method {other} (mocov2, soco, cp2, seg, plr, edmoco, edmoco-psp, plmoco, pledmoco)"
+        ),
     };
     let text = format!(
         "(name: \"bench\", dataset: (root: \".\"), method: MocoV2(temperature: 0.2), loader: (batch_size: {}))",
@@ -356,6 +443,8 @@ fn main() -> Result<()> {
         "soco" => soco_batch(cli.batch, cli.res, &device),
         "cp2" => cp2_batch(cli.batch, cli.res, &device),
         "seg" => seg_batch(cli.batch, cli.res, &device),
+        "plr" => plr_batch(cli.batch, cli.res, &device),
+        "plmoco" | "pledmoco" => patch_moco_batch(cli.batch, cli.res, &device),
         _ => two_crop_batch(cli.batch, cli.res, &device),
     };
     with_method(
