@@ -10,7 +10,12 @@
 #     batch 4, $FT_ITERS iterations, SGD lr 0.01 poly;
 #   * linear probe: one 1×1 classifier on the frozen OS16 features, batch 8, $PROBE_ITERS
 #     iterations, lr 0.05;
-#   * low-label fine-tuning: the full protocol on the first $LOW train images (about 10 %).
+#   * low-label fine-tuning: the full protocol on the first $LOW train images (about 10 %);
+#   * with PROTOCOLS including `mocofcn`: full fine-tuning with the SSL4DP draft's MoCoFCN head
+#     (2 × 3×3 conv of 128 at dilation 6), which starts from the decoder EDMoCo, PLEDMoCo and PLR
+#     pretrained (the others' heads start fresh).
+# The SSL4DP methods (plr, edmoco, plmoco, pledmoco) are the draft's continued pretraining: they
+# start from this seed's MoCo v2 checkpoint and run $CONT_STEPS more steps ("200 + 20").
 # Random init is evaluated the same three ways per seed (the floor). Prints a markdown table of
 # val mIoU (mean and spread over the seeds) for BENCHMARKS.md; every number's eval.json stays under
 # $OUT.
@@ -24,7 +29,8 @@ FT_ITERS=${FT_ITERS:-1200}
 PROBE_ITERS=${PROBE_ITERS:-800}
 LOW=${LOW:-37}
 SEEDS=${SEEDS:-"1 2"}
-METHODS=${METHODS:-"mocov2 densecl soco cp2 cp2qt"}
+METHODS=${METHODS:-"mocov2 densecl soco cp2 cp2qt plr edmoco plmoco pledmoco"}
+CONT_STEPS=${CONT_STEPS:-$((STEPS / 10))}
 PROTOCOLS=${PROTOCOLS:-"full probe low"}
 DATA=$(cd "${DATA:-../shared/data}" && pwd)
 OUT=${OUT:-runs/quality}
@@ -42,7 +48,7 @@ sed 's|^\(.*\)$|camvid/JPEGImages/\1.jpg|' "$DATA/camvid/ImageSets/Segmentation/
 (cd "$DATA" && ls photos/ | grep -iE '\.(jpe?g|png)$' | sed 's|^|photos/|') >> "$list"
 # Epochs so that the cosine schedule spans the $STEPS steps (the trainer's schedule runs over
 # epochs × batches per epoch; max_steps only stops the run).
-EPOCHS=$(( (STEPS + $(wc -l < "$list") / 32 - 1) / ($(wc -l < "$list") / 32) ))
+epochs_for() { echo $(( ($1 + $(wc -l < "$list") / 32 - 1) / ($(wc -l < "$list") / 32) )); }
 
 # eval sections: full fine-tuning, linear probe, low-label.
 eval_section() { # protocol
@@ -51,6 +57,7 @@ eval_section() { # protocol
     case $1 in
         probe) head=Linear aux=0.0 frozen=true batch=8 iters=$PROBE_ITERS lr=0.05 ;;
         low) max="Some($LOW)" ;;
+        mocofcn) head="MocoFcn(channels: 128)" ;;
     esac
     cat <<EOF
     eval: (
@@ -83,6 +90,10 @@ method_section() { # method seed
         soco) echo "method: Soco(image_size: 112, v3_size: 56, fpn_level_limits: (24.0, 48.0, 96.0), fpn_channels: 64, head_fc: 256, proj_hidden: 512, proj_dim: 128)," ;;
         cp2) echo "method: Cp2(view: (size: 112), aspp_channels: 64, proj_dim: 64, queue_size: 4096, key_bn: ShuffledSubBatches(2))," ;;
         cp2qt) echo "method: Cp2(view: (size: 112), aspp_channels: 64, proj_dim: 64, queue_size: 4096, key_bn: ShuffledSubBatches(2), init_from: \"$OUT/mocov2-s$2/pretrain/last.ckpt\")," ;;
+        plr) echo "method: PatchRotation(view: (size: 112), grid: 4, output_stride: 16, decoder_channels: 128, init_from: \"$OUT/mocov2-s$2/pretrain/last.ckpt\")," ;;
+        edmoco) echo "method: EdMoco(moco: (view: (size: 112), queue_size: 4096, key_bn: ShuffledSubBatches(2)), decoder: MocoFcn(channels: 128), output_stride: 16, init_from: \"$OUT/mocov2-s$2/pretrain/last.ckpt\")," ;;
+        plmoco) echo "method: PatchMoco(moco: (view: (size: 112), queue_size: 4096, key_bn: ShuffledSubBatches(2)), cell_stride: 16, init_from: \"$OUT/mocov2-s$2/pretrain/last.ckpt\")," ;;
+        pledmoco) echo "method: PatchMoco(moco: (view: (size: 112), queue_size: 4096, key_bn: ShuffledSubBatches(2)), cell_stride: 16, decoder: Some(MocoFcn(channels: 128)), encoder_lr_scale: 0.01, init_from: \"$OUT/mocov2-s$2/pretrain/last.ckpt\")," ;;
     esac
 }
 
@@ -94,7 +105,8 @@ optimizer_section() { # method
 }
 
 write_config() { # name method seed protocol proposals
-    local proposals=""
+    local proposals="" steps=$STEPS
+    case $2 in plr|edmoco|plmoco|pledmoco) steps=$CONT_STEPS ;; esac
     [ -n "${5:-}" ] && proposals=", proposals: \"$5\""
     cat <<EOF
 RunConfig(
@@ -102,7 +114,7 @@ RunConfig(
     dataset: (root: "$DATA", layout: FileList(list: "$list")$proposals),
     loader: (workers: 2, ring_slots: 3, batch_size: 32),
     $(method_section "$2" "$3")
-    trainer: (arch: ResNet18, epochs: $EPOCHS, max_steps: Some($STEPS), $(optimizer_section "$2")
+    trainer: (arch: ResNet18, epochs: $(epochs_for "$steps"), max_steps: Some($steps), $(optimizer_section "$2")
               schedule: Cosine(warmup_epochs: 0.0, final_lr: 0.0), checkpoint_every: 500),
 $(eval_section "$4")
 )
@@ -128,7 +140,7 @@ for seed in $SEEDS; do
                 touch "$proposals.done"
             fi
         fi
-        for protocol in full probe low; do
+        for protocol in full probe low mocofcn; do
             write_config "q-$method-s$seed" "${method/random/mocov2}" "$seed" "$protocol" "$proposals" \
                 > "$dir/$protocol.ron"
         done
@@ -140,7 +152,7 @@ for seed in $SEEDS; do
             continue
         fi
         if [ ! -f "$dir/pretrain/last.ckpt" ] || [ ! -f "$dir/pretrain.done" ]; then
-            echo "quality: pretraining $method, seed $seed, $STEPS steps" >&2
+            echo "quality: pretraining $method, seed $seed" >&2
             RUST_LOG=warn ./target/release/launch --config "$dir/full.ron" --out-dir "$dir/pretrain" | grep -E 'summary' || exit 1
             touch "$dir/pretrain.done"
         fi
@@ -156,13 +168,16 @@ import json, statistics, sys
 from pathlib import Path
 out, seeds, methods, steps = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 names = {"random": "random init (floor)", "mocov2": "MoCo v2", "densecl": "DenseCL", "soco": "SoCo",
-         "cp2": "CP²", "cp2qt": "CP² Quick Tuning (from MoCo v2)"}
+         "cp2": "CP²", "cp2qt": "CP² Quick Tuning (from MoCo v2)", "plr": "MoCo v2 + PLR",
+         "edmoco": "MoCo v2 + EDMoCo", "plmoco": "MoCo v2 + PLMoCo", "pledmoco": "MoCo v2 + PLEDMoCo"}
 print(f"CamVid val mIoU (%), ResNet-18, {steps} pretraining steps of batch 32 at 112²; mean ± spread over seeds {', '.join(seeds)}")
-print("| backbone | full fine-tuning | linear probe | 10 % labels |")
-print("|---|---|---|---|")
+protocols = ["full", "probe", "low"] + (["mocofcn"] if list(out.glob("*/mocofcn/eval.json")) else [])
+heads = {"full": "full fine-tuning", "probe": "linear probe", "low": "10 % labels", "mocofcn": "MoCoFCN head"}
+print("| backbone | " + " | ".join(heads[p] for p in protocols) + " |")
+print("|---" * (len(protocols) + 1) + "|")
 for m in methods:
     row = [names.get(m, m)]
-    for p in ("full", "probe", "low"):
+    for p in protocols:
         v = []
         for s in seeds:
             f = out / f"{m}-s{s}" / p / "eval.json"
