@@ -11,6 +11,8 @@
 #   * linear probe: one 1×1 classifier on the frozen OS16 features, batch 8, $PROBE_ITERS
 #     iterations, lr 0.05;
 #   * low-label fine-tuning: the full protocol on the first $LOW train images (about 10 %);
+#   * with PROTOCOLS including `protoseg`: full fine-tuning with ProtoSeg's prototype head (10 per
+#     class) in place of the FCN head's softmax classifier (issue 17);
 #   * with PROTOCOLS including `mocofcn`: full fine-tuning with the SSL4DP draft's MoCoFCN head
 #     (2 × 3×3 conv of 128 at dilation 6), which starts from the decoder EDMoCo, PLEDMoCo and PLR
 #     pretrained (the others' heads start fresh).
@@ -53,11 +55,12 @@ epochs_for() { echo $(( ($1 + $(wc -l < "$list") / 32 - 1) / ($(wc -l < "$list")
 # eval sections: full fine-tuning, linear probe, low-label.
 eval_section() { # protocol
     local head="Fcn(convs: 2, channels: 128, concat_input: true)" aux=0.4 frozen=false
-    local batch=4 iters=$FT_ITERS lr=0.01 max=None
+    local batch=4 iters=$FT_ITERS lr=0.01 max=None protos=""
     case $1 in
         probe) head=Linear aux=0.0 frozen=true batch=8 iters=$PROBE_ITERS lr=0.05 ;;
         low) max="Some($LOW)" ;;
         mocofcn) head="MocoFcn(channels: 128)" ;;
+        protoseg) protos="prototypes: (per_class: 10)," ;;
     esac
     cat <<EOF
     eval: (
@@ -68,6 +71,7 @@ eval_section() { # protocol
             classes: 11,
             class_names: ["sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian", "bicyclist"],
             head: $head,
+            $protos
             aux_weight: $aux,
             aux_channels: 64,
             frozen_backbone: $frozen,
@@ -140,7 +144,7 @@ for seed in $SEEDS; do
                 touch "$proposals.done"
             fi
         fi
-        for protocol in full probe low mocofcn; do
+        for protocol in full probe low mocofcn protoseg; do
             write_config "q-$method-s$seed" "${method/random/mocov2}" "$seed" "$protocol" "$proposals" \
                 > "$dir/$protocol.ron"
         done
@@ -171,8 +175,9 @@ names = {"random": "random init (floor)", "mocov2": "MoCo v2", "densecl": "Dense
          "cp2": "CP²", "cp2qt": "CP² Quick Tuning (from MoCo v2)", "plr": "MoCo v2 + PLR",
          "edmoco": "MoCo v2 + EDMoCo", "plmoco": "MoCo v2 + PLMoCo", "pledmoco": "MoCo v2 + PLEDMoCo"}
 print(f"CamVid val mIoU (%), ResNet-18, {steps} pretraining steps of batch 32 at 112²; mean ± spread over seeds {', '.join(seeds)}")
-protocols = ["full", "probe", "low"] + (["mocofcn"] if list(out.glob("*/mocofcn/eval.json")) else [])
-heads = {"full": "full fine-tuning", "probe": "linear probe", "low": "10 % labels", "mocofcn": "MoCoFCN head"}
+protocols = [p for p in ["full", "probe", "low", "mocofcn", "protoseg"] if list(out.glob(f"*/{p}/eval.json"))]
+heads = {"full": "full fine-tuning", "probe": "linear probe", "low": "10 % labels", "mocofcn": "MoCoFCN head",
+         "protoseg": "ProtoSeg head (full fine-tuning)"}
 print("| backbone | " + " | ".join(heads[p] for p in protocols) + " |")
 print("|---" * (len(protocols) + 1) + "|")
 for m in methods:

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Optimizer, Schedule};
+use crate::{Optimizer, PixelContrastConfig, ProtoSegConfig, Schedule};
 
 /// How a segmentation dataset lies on disk (METHODS.md §6). Label maps are PNGs read as stored
 /// values (a palette PNG gives its indices); 255 is ignore.
@@ -97,6 +97,12 @@ pub struct SegmentationConfig {
     /// Their names, for tables (empty: numbers).
     pub class_names: Vec<String>,
     pub head: SegHead,
+    /// ProtoSeg's prototype head in place of the decode head's softmax classifier (the head's
+    /// features → dropout → projection → nearest prototypes); None: the softmax classifier.
+    pub prototypes: Option<ProtoSegConfig>,
+    /// ContrastiveSeg's cross-image pixel contrast on the backbone's last stage, an extra loss;
+    /// None: off.
+    pub pixel_contrast: Option<PixelContrastConfig>,
     /// Dropout before the classifier (mmseg's `Dropout2d`, 0.1).
     pub dropout: f64,
     /// Auxiliary FCN head on C4 (1 conv of `aux_channels`, no concat), loss weight `aux_weight`
@@ -146,6 +152,8 @@ impl Default for SegmentationConfig {
                 channels: 512,
                 concat_input: true,
             },
+            prototypes: None,
+            pixel_contrast: None,
             dropout: 0.1,
             aux_weight: 0.4,
             aux_channels: 256,

@@ -8,6 +8,7 @@
 mod error;
 mod eval;
 mod method;
+mod protoseg;
 mod ssl4dp;
 mod trainer;
 mod validate;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ConfigError;
 pub use eval::*;
 pub use method::*;
+pub use protoseg::*;
 pub use ssl4dp::*;
 pub use trainer::*;
 

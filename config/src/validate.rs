@@ -120,6 +120,58 @@ fn segmentation(prefix: &str, s: &SegmentationConfig) -> Check {
         }
         SegHead::Linear => {}
     }
+    if let Some(p) = &s.prototypes {
+        let g = |n: &str| f(&format!("prototypes.{n}"));
+        positive(&g("per_class"), p.per_class)?;
+        positive(&g("sinkhorn_iterations"), p.sinkhorn_iterations)?;
+        if !(0.0..1.0).contains(&p.gamma) {
+            return fail(&g("gamma"), "must lie in [0, 1)");
+        }
+        if !(p.sinkhorn_epsilon >= 0.02 && p.sinkhorn_epsilon.is_finite()) {
+            // exp(1/ε) must stay finite in fp32: ε ≤ 0.0113 overflows.
+            return fail(
+                &g("sinkhorn_epsilon"),
+                "must be at least 0.02 (exp(1/ε) must stay finite in fp32)",
+            );
+        }
+        for (n, w) in [("ppc_weight", p.ppc_weight), ("ppd_weight", p.ppd_weight)] {
+            if !(w >= 0.0 && w.is_finite()) {
+                return fail(&g(n), "must be zero or positive");
+            }
+        }
+        if let Some(t) = p.ppc_temperature {
+            if !(t > 0.0 && t.is_finite()) {
+                return fail(&g("ppc_temperature"), "must be positive");
+            }
+        }
+        if let Some(c) = p.picture_class {
+            if c >= s.classes {
+                return fail(
+                    &g("picture_class"),
+                    format!("no class {c} among {}", s.classes),
+                );
+            }
+        }
+    }
+    if let Some(c) = &s.pixel_contrast {
+        let g = |n: &str| f(&format!("pixel_contrast.{n}"));
+        positive(&g("proj_dim"), c.proj_dim)?;
+        positive(&g("max_views"), c.max_views)?;
+        if c.max_samples < c.max_views {
+            return fail(&g("max_samples"), "must be at least max_views");
+        }
+        for (n, v) in [
+            ("temperature", c.temperature),
+            ("base_temperature", c.base_temperature),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return fail(&g(n), "must be positive");
+            }
+        }
+        if !(c.weight >= 0.0 && c.weight.is_finite()) {
+            return fail(&g("weight"), "must be zero or positive");
+        }
+    }
     if !(0.0..1.0).contains(&s.dropout) {
         return fail(&f("dropout"), "must lie in [0, 1)");
     }

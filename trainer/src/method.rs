@@ -82,6 +82,10 @@ pub trait Method: Sized {
         ctx: StepCtx,
     ) -> (Tensor<1>, LossTerms);
 
+    /// State changes that take no gradient and must land in the online module after the
+    /// optimiser's step (ProtoSeg's momentum update of its prototypes, computed in `loss`).
+    fn after_step(&mut self, _online: &mut Self::Online) {}
+
     /// The loss of a network that has learnt nothing (uniform predictions), once any queue is
     /// full of real keys; None where there is no such level (BYOL-style losses).
     fn chance_loss(&self) -> Option<f64> {
@@ -172,6 +176,7 @@ pub fn train_step<M: Method>(
     // with no other owner are updated in place by libtorch (R-50: −8 ms and −60 MiB per step,
     // BENCHMARKS.md). A panic inside the step aborts.
     replace_with::replace_with_or_abort(online, |q| optim.step(lr, q, grads));
+    method.after_step(online);
     (value, terms)
 }
 

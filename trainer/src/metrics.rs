@@ -49,7 +49,7 @@ impl MetricsLog {
 }
 
 /// A system TTF font for the plot's text, if one is installed (Debian: fonts-dejavu-core).
-fn register_font() -> bool {
+pub(crate) fn register_font() -> bool {
     for p in [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/TTF/DejaVuSans.ttf",

@@ -17,6 +17,9 @@
 //!   * seg: segmentation fine-tuning (mmseg's fcn_r{18,50}-d8: OS8 ResNet, FCNHead with
 //!     concat_input, auxiliary FCNHead on C4 at weight 0.4, 21 classes), per-pixel cross-entropy
 //!     (ignore 255) on logits upsampled to the crop, one SGD step (tests/reference/torch_seg_step.py).
+//!   * seg-proto: the same with ProtoSeg's prototype head in place of the FCN classifier (10
+//!     prototypes per class, Sinkhorn assignment, momentum update, PPC + PPD;
+//!     `torch_seg_step.py --proto`).
 //!
 //! Each step is the trainer's own step function (`trainer::method::train_step`: EMA update,
 //! loss, backward, optimiser step) and ends by reading the loss back (which waits for the
@@ -45,7 +48,7 @@ struct Cli {
     steps: usize,
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// mocov2, soco, cp2, seg, plr, edmoco, edmoco-psp, plmoco or pledmoco.
+    /// mocov2, soco, cp2, seg, seg-proto, plr, edmoco, edmoco-psp, plmoco or pledmoco.
     #[arg(long, default_value = "mocov2")]
     method: String,
     /// SoCo: pool each box on its assigned FPN level only (`roi_all_levels: false`).
@@ -288,7 +291,7 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
             },
             0.015,
         ),
-        "seg" => {
+        "seg" | "seg-proto" => {
             let r50 = arch == config::Arch::ResNet50;
             (
                 MethodConfig::Segmentation(config::SegmentationConfig {
@@ -298,6 +301,8 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
                         concat_input: true,
                     },
                     aux_channels: if r50 { 256 } else { 64 },
+                    prototypes: (cli.method == "seg-proto")
+                        .then(config::ProtoSegConfig::default),
                     crop: (cli.res, cli.res),
                     ..Default::default()
                 }),
@@ -357,7 +362,7 @@ fn bench_run(cli: &Cli) -> Result<(RunConfig, f64)> {
             )
         }
         other => anyhow::bail!(
-            "unknown --method {other} (mocov2, soco, cp2, seg, plr, edmoco, edmoco-psp, plmoco, pledmoco)"
+            "unknown --method {other} (mocov2, soco, cp2, seg, seg-proto, plr, edmoco, edmoco-psp, plmoco, pledmoco)"
         ),
     };
     let text = format!(
@@ -442,7 +447,7 @@ fn main() -> Result<()> {
     let batch = match cli.method.as_str() {
         "soco" => soco_batch(cli.batch, cli.res, &device),
         "cp2" => cp2_batch(cli.batch, cli.res, &device),
-        "seg" => seg_batch(cli.batch, cli.res, &device),
+        "seg" | "seg-proto" => seg_batch(cli.batch, cli.res, &device),
         "plr" => plr_batch(cli.batch, cli.res, &device),
         "plmoco" | "pledmoco" => patch_moco_batch(cli.batch, cli.res, &device),
         _ => two_crop_batch(cli.batch, cli.res, &device),

@@ -2,6 +2,7 @@
 //! and the validation pass (fine-tuning itself is `methods::segmentation`, run by the loop).
 
 pub mod confusion;
+pub mod proto_pictures;
 pub mod validate;
 
 /// Whether the run config at `path` is a validation pass (Segmentation in phase Validate).

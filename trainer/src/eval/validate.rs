@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use crate::data::RingBatches;
 use crate::eval::confusion::Confusion;
+use crate::eval::proto_pictures::{ProtoPictureFiles, ProtoPictures};
 use crate::method::{Method, ONLINE_BLOB};
 use crate::methods::segmentation::{extents, Segmentation};
-use crate::nn::seg_heads::SegNet;
+use crate::nn::seg_heads::{resize, SegNet};
 use crate::record::load_module;
 use crate::train::TrainArgs;
 
@@ -49,6 +50,9 @@ pub struct EvalReport {
     pub classes: Vec<ClassScore>,
     pub images_per_s: f64,
     pub predictions: PathBuf,
+    /// With ProtoSeg's prototype head: its similarity sheet and usage chart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prototypes: Option<ProtoPictureFiles>,
 }
 
 /// Logits `[1, classes, h, w]` of one normalised image `[1, 3, h, w]`: whole, or mmseg's
@@ -222,6 +226,10 @@ fn validate(
     let mut conf = Confusion::new(cfg.classes);
     let mut sheet = Vec::new();
     let mut images = 0usize;
+    let mut proto_pictures = cfg
+        .prototypes
+        .as_ref()
+        .map(|p| ProtoPictures::new(cfg.classes, p.per_class, p.picture_images, p.picture_class));
     let started = Instant::now();
     while let Some(batch) = ring.next_batch()? {
         let x = batch.image(names::VIEW0);
@@ -229,13 +237,35 @@ fn validate(
         let labels = batch.bytes(names::SEG_LABEL);
         for (i, &(h, w)) in extents(&batch).iter().enumerate().take(n) {
             let xi = x.clone().slice([i..i + 1, 0..3, 0..h, 0..w]);
-            let pred = argmax_u8(infer(net, xi.clone(), cfg.slide));
+            // With the prototype head, one whole-image pass gives the logits (unless windows
+            // slide) and the cosines its pictures need.
+            let (logits, proto) = match (&mut proto_pictures, cfg.slide) {
+                (None, _) => (infer(net, xi.clone(), cfg.slide), None),
+                (Some(_), slide) => {
+                    let (out, proto) = net.forward_full(xi.clone());
+                    let logits = match slide {
+                        None => resize(out.decode.clone(), h, w),
+                        Some(_) => infer(net, xi.clone(), slide),
+                    };
+                    let [_, _, fh, fw] = out.decode.dims();
+                    (logits, proto.map(|p| (p.similarity, (fh, fw))))
+                }
+            };
+            let pred = argmax_u8(logits);
             let mut gt = Vec::with_capacity(h * w);
             for y in 0..h {
                 let row = (i * slot_h + y) * slot_w;
                 gt.extend_from_slice(&labels[row..row + w]);
             }
             conf.add(&gt, &pred)?;
+            if let (Some(pics), Some((sim, grid))) = (&mut proto_pictures, proto) {
+                let sim = sim
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                pics.add(&to_rgb8(xi.clone()), &gt, (h, w), grid, sim);
+            }
             if sheet.len() < SHEET_IMAGES {
                 sheet.push(SheetRow {
                     w,
@@ -257,6 +287,10 @@ fn validate(
     let seconds = started.elapsed().as_secs_f64();
     let predictions = out.join("predictions.png");
     write_sheet(&sheet, &predictions)?;
+    let prototypes = match &proto_pictures {
+        Some(p) => Some(p.write(out, &cfg.class_names)?),
+        None => None,
+    };
     let (iou, acc) = (conf.iou(), conf.accuracy());
     let report = EvalReport {
         run: run.name.clone(),
@@ -281,6 +315,7 @@ fn validate(
             .collect(),
         images_per_s: images as f64 / seconds.max(1e-9),
         predictions,
+        prototypes,
     };
     let path = out.join("eval.json");
     let tmp = out.join("eval.json.tmp");
@@ -309,6 +344,14 @@ pub fn print_report(r: &EvalReport, out: &Path) {
     );
     println!("  report:      {}", out.join("eval.json").display());
     println!("  predictions: {}", r.predictions.display());
+    if let Some(p) = &r.prototypes {
+        println!(
+            "  prototypes: {} (class {}), {}",
+            p.similarity.display(),
+            p.class,
+            p.usage.display()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ pub mod densecl;
 pub mod infonce;
 pub mod patch_infonce;
 pub mod pixel_ce;
+pub mod pixel_contrast;
+pub mod protoseg;
 pub mod rotation;
 pub mod soco;
 

@@ -9,6 +9,9 @@
 //! - PSPNet (`PSPHead`): pyramid pooling (1, 2, 3, 6), 3×3 fusion, dropout, classifier.
 //! - Linear: dropout, classifier (the dense linear probe on frozen features).
 //!
+//! With ProtoSeg's prototype head (`prototypes`), the head's classifier slot becomes the first
+//! 1×1 conv of the projection (`D → D`, D the head's width) and [`ProtoHead`] follows it.
+//!
 //! Dropout is mmseg's `Dropout2d` (whole channels), active only where autodiff is (training).
 
 use burn::module::Module;
@@ -19,7 +22,9 @@ use burn::tensor::{Device, Distribution, Tensor};
 use config::{SegHead, SegmentationConfig};
 
 use super::aspp::{Aspp, ConvBnRelu};
+use super::contrast_proj::ContrastProjection;
 use super::mocofcn::{classifier, MocoFcn};
+use super::proto_head::{default_conv1x1, ProtoHead, ProtoOut};
 use super::psp::Psp;
 use super::resnet::{Depth, ResNet, ResNetConfig};
 
@@ -139,6 +144,32 @@ impl DecodeHead {
         d
     }
 
+    /// The width of the features the classifier reads, for a head of kind `head` on `cin`.
+    pub fn width(head: &SegHead, cin: usize) -> usize {
+        match *head {
+            SegHead::Fcn { channels, .. }
+            | SegHead::MocoFcn { channels }
+            | SegHead::Psp { channels }
+            | SegHead::DeepLabV3 { channels, .. } => channels,
+            SegHead::Linear => cin,
+        }
+    }
+
+    /// The classifier slot (`conv_seg`).
+    pub fn classifier_mut(&mut self) -> &mut Conv2d {
+        if let Some(h) = &mut self.fcn {
+            &mut h.conv_seg
+        } else if let Some(h) = &mut self.mocofcn {
+            &mut h.classifier
+        } else if let Some(h) = &mut self.psp {
+            &mut h.conv_seg
+        } else if let Some(h) = &mut self.aspp {
+            &mut h.conv_seg
+        } else {
+            self.linear.as_mut().expect("a decode head is set")
+        }
+    }
+
     /// `[n, cin, h, w]` → logits `[n, classes, h, w]`.
     pub fn forward(&self, x: Tensor<4>, dropout: f64) -> Tensor<4> {
         if let Some(h) = &self.fcn {
@@ -162,6 +193,10 @@ pub struct SegNet {
     pub backbone: ResNet,
     pub decode: DecodeHead,
     pub aux: Option<FcnHead>,
+    /// ProtoSeg's prototype head after the decode head's classifier slot.
+    pub proto: Option<ProtoHead>,
+    /// ContrastiveSeg's projection of C5 for the pixel contrast loss (training only).
+    pub contrast: Option<ContrastProjection>,
     pub dropout: f64,
 }
 
@@ -177,24 +212,74 @@ impl SegNet {
         let mut rc = ResNetConfig::new(depth).with_output_stride(cfg.output_stride);
         rc.zero_init_residual = false;
         let stages = depth.stage_channels();
+        let (decode, proto) = match &cfg.prototypes {
+            None => (
+                DecodeHead::new(&cfg.head, stages[3], cfg.classes, device),
+                None,
+            ),
+            Some(p) => {
+                let dim = DecodeHead::width(&cfg.head, stages[3]);
+                let mut decode = DecodeHead::new(&cfg.head, stages[3], dim, device);
+                *decode.classifier_mut() = default_conv1x1(dim, dim, device);
+                let proto = ProtoHead::new(dim, cfg.classes, p.per_class, device);
+                (decode, Some(proto))
+            }
+        };
         SegNet {
             backbone: rc.init(device),
-            decode: DecodeHead::new(&cfg.head, stages[3], cfg.classes, device),
+            decode,
             aux: (cfg.aux_weight > 0.0)
                 .then(|| FcnHead::new(stages[2], cfg.aux_channels, 1, false, cfg.classes, device)),
+            proto,
+            contrast: cfg
+                .pixel_contrast
+                .as_ref()
+                .map(|c| ContrastProjection::new(stages[3], c.proj_dim, device)),
             dropout: cfg.dropout,
         }
     }
 
     /// `[n, 3, h, w]` normalised images → logits at the backbone's output stride.
     pub fn forward(&self, x: Tensor<4>) -> SegLogits {
+        self.forward_full(x).0
+    }
+
+    /// [`SegNet::forward`], with the prototype head's similarities and embeddings where it has one.
+    pub fn forward_full(&self, x: Tensor<4>) -> (SegLogits, Option<ProtoOut>) {
+        let (logits, proto, _) = self.forward_train(x, false);
+        (logits, proto)
+    }
+
+    /// Everything a training step needs: logits, the prototype head's outputs and, when
+    /// `contrast` and the net has the projection, ContrastiveSeg's embeddings `[n, D, h, w]`.
+    pub fn forward_train(
+        &self,
+        x: Tensor<4>,
+        contrast: bool,
+    ) -> (SegLogits, Option<ProtoOut>, Option<Tensor<4>>) {
         let f = self.backbone.forward_features(x);
-        SegLogits {
-            aux: self.aux.as_ref().map(|a| {
-                a.conv_seg
-                    .forward(dropout2d(a.features(f.c4), self.dropout))
-            }),
-            decode: self.decode.forward(f.c5, self.dropout),
+        let aux = self.aux.as_ref().map(|a| {
+            a.conv_seg
+                .forward(dropout2d(a.features(f.c4), self.dropout))
+        });
+        let embedding = match (&self.contrast, contrast) {
+            (Some(c), true) => Some(c.forward(f.c5.clone())),
+            _ => None,
+        };
+        let decode = self.decode.forward(f.c5, self.dropout);
+        match &self.proto {
+            None => (SegLogits { decode, aux }, None, embedding),
+            Some(p) => {
+                let out = p.forward(decode);
+                (
+                    SegLogits {
+                        decode: out.logits.clone(),
+                        aux,
+                    },
+                    Some(out),
+                    embedding,
+                )
+            }
         }
     }
 
