@@ -69,3 +69,11 @@ pub fn set_threads(backend: config::Backend, threads: Option<usize>) -> anyhow::
         _ => Ok(()),
     }
 }
+
+/// A float tensor's values on the host, row-major (for work that runs outside the graph).
+pub fn host_f32<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("a float tensor converts to f32")
+}

@@ -65,7 +65,6 @@ impl ProtoPictures {
     }
 
     /// One validation image: `rgb` and `label` at `(h, w)`, the head's cosines `[fh·fw, K·M]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
         rgb: &[u8],

@@ -14,6 +14,7 @@ use config::{RunConfig, SegPhase, SegmentationConfig};
 use proto_shm::schemas::names;
 use serde::Serialize;
 
+use crate::backend::host_f32;
 use crate::data::RingBatches;
 use crate::eval::confusion::Confusion;
 use crate::eval::proto_pictures::{ProtoPictureFiles, ProtoPictures};
@@ -259,12 +260,7 @@ fn validate(
             }
             conf.add(&gt, &pred)?;
             if let (Some(pics), Some((sim, grid))) = (&mut proto_pictures, proto) {
-                let sim = sim
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                pics.add(&to_rgb8(xi.clone()), &gt, (h, w), grid, sim);
+                pics.add(&to_rgb8(xi.clone()), &gt, (h, w), grid, host_f32(sim));
             }
             if sheet.len() < SHEET_IMAGES {
                 sheet.push(SheetRow {

@@ -7,10 +7,9 @@
 //! exp(S/ε) reaches e^20 (fp16 overflows, METHODS.md §5.5). PPC and PPD are tensor losses on the
 //! device.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
-use super::pixel_ce::IGNORE;
+use super::pixel_ce::{pixel_cross_entropy, IGNORE};
 
 /// Sinkhorn-Knopp as `distributed_sinkhorn` computes it on one device: `scores` `[n, m]` (the
 /// cosines of `n` pixels to `m` prototypes) → the transport plan `[n, m]`, whose rows (pixels)
@@ -203,20 +202,14 @@ fn normalized(x: &[f32]) -> Vec<f32> {
 /// Pixel-prototype contrast: cross-entropy of each labelled pixel's cosines to all `K·M`
 /// prototypes (`logits` `[P, K·M]`, divided by `temperature` where one is set) against its
 /// assigned prototype; mean over the labelled pixels, 0 when there is none (PyTorch gives NaN).
+/// It is [`pixel_cross_entropy`] with the pixels as a batch of 1×1 maps.
 pub fn ppc_loss(logits: Tensor<2>, targets: Tensor<1, Int>, temperature: Option<f64>) -> Tensor<1> {
-    let [p, _] = logits.dims();
+    let [p, km] = logits.dims();
     let logits = match temperature {
         Some(t) => logits.div_scalar(t),
         None => logits,
     };
-    let keep = targets.clone().not_equal_elem(IGNORE);
-    let safe = targets
-        .mask_fill(keep.clone().bool_not(), 0)
-        .reshape([p, 1]);
-    let picked = log_softmax(logits, 1).gather(1, safe).reshape([p]);
-    let weight = keep.float();
-    let count = weight.clone().sum().clamp_min(1.0);
-    (picked * weight).sum().neg() / count
+    pixel_cross_entropy(logits.reshape([p, km, 1, 1]), targets.reshape([p, 1, 1]))
 }
 
 /// Pixel-prototype distance: mean over labelled pixels of (1 − cos(pixel, assigned prototype))².

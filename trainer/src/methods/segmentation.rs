@@ -20,6 +20,7 @@ use proto_shm::schemas::names;
 use proto_shm::Schema;
 use rand::{Rng, SeedableRng};
 
+use crate::backend::host_f32;
 use crate::data::StepBatch;
 use crate::loss::pixel_ce::pixel_cross_entropy;
 use crate::loss::pixel_contrast::{pixel_contrast_loss, sample_anchors};
@@ -245,28 +246,17 @@ impl Method for Segmentation {
     }
 }
 
-/// Host copy of a float tensor.
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("a float tensor reads back as f32")
-}
-
 /// The step's labels nearest-downsampled to the feature grid and the head's predictions there
 /// (argmax of its feature-resolution logits), both `[n · fh · fw]` — what prototype learning and
 /// the pixel contrast's anchor sampling read.
 struct FeatureGrid {
     labels: Vec<i64>,
     predictions: Vec<i64>,
-    /// `[n, K, fh, fw]`.
-    dims: [usize; 4],
 }
 
 impl FeatureGrid {
     fn new(batch: &StepBatch, feature_logits: Tensor<4>) -> FeatureGrid {
-        let dims = feature_logits.dims();
-        let [n, _, fh, fw] = dims;
+        let [n, _, fh, fw] = feature_logits.dims();
         let image = batch.image(names::VIEW0).dims();
         let labels = nearest_labels(
             batch.bytes(names::SEG_LABEL),
@@ -274,14 +264,13 @@ impl FeatureGrid {
             (image[2], image[3]),
             (fh, fw),
         );
-        let predictions = host(feature_logits.detach().argmax(1).float())
+        let predictions = host_f32(feature_logits.detach().argmax(1).float())
             .into_iter()
             .map(|v| v as i64)
             .collect();
         FeatureGrid {
             labels,
             predictions,
-            dims,
         }
     }
 }
@@ -297,11 +286,11 @@ fn prototype_terms(
     seed: u64,
     terms: &mut crate::method::LossTerms,
 ) -> (Tensor<1>, Tensor<3>) {
-    let k = grid.dims[1];
+    let k = head.classes;
     let device = out.similarity.device();
     let (labels, predictions) = (&grid.labels, &grid.predictions);
-    let similarity = host(out.similarity.clone().detach());
-    let embeddings = host(out.embeddings.detach());
+    let similarity = host_f32(out.similarity.clone().detach());
+    let embeddings = host_f32(out.embeddings.detach());
     let prototypes = head.prototypes();
     let [_, m, d] = prototypes.dims();
     let gumbel = matches!(cfg.update, ProtoUpdate::Gumbel).then(|| {
@@ -320,7 +309,7 @@ fn prototype_terms(
             embeddings: &embeddings,
             labels,
             predictions,
-            prototypes: &host(prototypes),
+            prototypes: &host_f32(prototypes),
             classes: k,
             per_class: m,
         },
