@@ -25,6 +25,26 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
         cmd.args(["build", "-q", "-p", package, "--bin", name]);
+        // What cargo sets for this test process describes the e2e-tests crate, not the build:
+        // a build script that reruns when one changes (ring's watches CARGO_MANIFEST_DIR) would
+        // see it appear here and vanish in the next plain cargo command, rebuilding ring → torch-sys
+        // → burn-tch → burn → trainer back and forth, minutes each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || matches!(
+                    &*key,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                )
+            {
+                cmd.env_remove(&*key);
+            }
+        }
         if name == "launch" || name == "evaluate" {
             // launch runs the loader and trainer binaries beside it: they must be current too.
             cmd.args([
