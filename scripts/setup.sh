@@ -66,4 +66,22 @@ if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
     # small CI disk. What stays: libtorch_cpu, libc10, libgomp, the headers, two NVIDIA runtimes.
     rm -f "$LT"/site/torch/lib/libtorch_cuda*.so "$LT"/site/torch/lib/libtorch_python.so \
         "$LT"/site/torch/lib/libtorch_nvshmem.so
+    # gloo's headers, which c10d's ProcessGroupGloo.hpp includes and the wheel does not ship
+    # (data-parallel training, trainer/vendor/burn-tch/src/c10d.cpp). Every gloo type that class
+    # holds is behind a pointer, so Debian's libgloo-dev headers declare the same class as the
+    # gloo libtorch was built with; libtorch's own compiled gloo does the work.
+    GLOO_INC="$LT/site/torch/include/gloo"
+    if [ ! -f "$GLOO_INC/context.h" ]; then
+        echo "setup: fetching gloo's headers (Debian libgloo-dev) into $GLOO_INC" >&2
+        GLOO_DEB=libgloo-dev_0.0~git20220518.5b14351-3_amd64.deb
+        GLOO_SHA=80529c9fd8af452faf489e686b94bf87075965c40673803810c4f41634b1e299
+        TMPD="$(mktemp -d)"
+        (cd "$TMPD" && { apt-get download libgloo-dev=0.0~git20220518.5b14351-3 >/dev/null 2>&1 ||
+            curl -fsSL -o "$GLOO_DEB" "http://deb.debian.org/debian/pool/main/g/gloo/$GLOO_DEB"; })
+        echo "$GLOO_SHA  $TMPD/$GLOO_DEB" | sha256sum -c --quiet - ||
+            { echo "setup: gloo headers: download failed or checksum mismatch" >&2; exit 1; }
+        dpkg-deb -x "$TMPD/$GLOO_DEB" "$TMPD/x"
+        cp -r "$TMPD/x/usr/include/gloo" "$GLOO_INC"
+        rm -rf "$TMPD"
+    fi
 fi

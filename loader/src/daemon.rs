@@ -47,6 +47,12 @@ pub struct DaemonArgs {
     /// Seconds to wait for a trainer to attach.
     #[arg(long, default_value_t = 120)]
     pub attach_timeout_s: u64,
+    /// Data-parallel shard this loader serves (default: the config's `loader.rank`).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Ranks in the run (default: the config's `loader.world_size`).
+    #[arg(long)]
+    pub world_size: Option<usize>,
 }
 
 /// How the daemon ended.
@@ -64,6 +70,12 @@ pub fn run(args: &DaemonArgs) -> Result<Outcome> {
     }
     if let Some(e) = args.epochs {
         run.trainer.epochs = e as usize;
+    }
+    if let Some(r) = args.rank {
+        run.loader.rank = r;
+    }
+    if let Some(w) = args.world_size {
+        run.loader.world_size = w;
     }
     run.check_overrides("loader command line")?;
     let dataset = Arc::new(Dataset::open(&run.dataset)?);

@@ -161,12 +161,9 @@ fn write_config(run: &RunConfig, path: &Path) -> Result<()> {
 fn pair(config: &Path, out_dir: &Path, workers: Option<usize>) -> Result<u8> {
     crate::launch::run(
         &LaunchArgs {
-            config: config.to_path_buf(),
-            resume: None,
-            max_steps: None,
             out_dir: Some(out_dir.to_path_buf()),
-            checkpoint_every: None,
             workers,
+            ..LaunchArgs::new(config.to_path_buf())
         },
         None,
     )

@@ -3,7 +3,16 @@
 //! (SIGTERM, then SIGKILL after 3 s) and `launch` exits non-zero naming the dead side and its last
 //! error line. Resuming from a checkpoint starts the loader at the checkpoint's data cursor.
 //!
-//! Exit codes (`proto_shm::exit`): 0 both finished; 1 a side failed; 130/143 interrupted.
+//! Data parallelism (`--nproc-per-node N`, and `--nnodes M --node-rank R --master-addr A
+//! --master-port P` across machines, torchrun's flags): one loader + trainer pair per rank, each
+//! pair on its own ring, each loader serving its rank's shard of every epoch; the trainers find
+//! each other through torchrun's variables (c10d's TCPStore on the master). One loader per rank
+//! rather than one daemon feeding every ring: BENCHMARKS.md ("Data parallelism") measured the
+//! two loaders' summed throughput against one daemon serving the whole stream. Any side that
+//! ends badly ends every side on this node (the other nodes' trainers then fail their next
+//! collective and their `launch` ends them), and `launch` names the side that died first.
+//!
+//! Exit codes (`proto_shm::exit`): 0 all finished; 1 a side failed; 130/143 interrupted.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,14 +42,52 @@ pub struct LaunchArgs {
     /// Checkpoint every N steps.
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Loader worker threads (default: the config's).
+    /// Loader worker threads, per loader (default: the config's).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Data-parallel ranks on this machine: one loader + trainer pair each.
+    #[arg(long, default_value_t = 1)]
+    pub nproc_per_node: usize,
+    /// Machines in the run (each runs `launch` with its own --node-rank).
+    #[arg(long, default_value_t = 1)]
+    pub nnodes: usize,
+    /// This machine's place among the --nnodes (0 hosts the rendezvous).
+    #[arg(long, default_value_t = 0)]
+    pub node_rank: usize,
+    /// Address of node 0, where rank 0 hosts the rendezvous store.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub master_addr: String,
+    /// Port of the rendezvous store on node 0.
+    #[arg(long, default_value_t = 29500)]
+    pub master_port: u16,
+    /// Seconds the trainers wait for every rank to join, and for any one collective.
+    #[arg(long)]
+    pub dist_timeout_s: Option<f64>,
+}
+
+impl LaunchArgs {
+    /// One pair on this machine, everything else from the config (what `launch --config` does).
+    pub fn new(config: PathBuf) -> LaunchArgs {
+        LaunchArgs {
+            config,
+            resume: None,
+            max_steps: None,
+            out_dir: None,
+            checkpoint_every: None,
+            workers: None,
+            nproc_per_node: 1,
+            nnodes: 1,
+            node_rank: 0,
+            master_addr: "127.0.0.1".into(),
+            master_port: 29500,
+            dist_timeout_s: None,
+        }
+    }
 }
 
 /// A supervised child: its process, and the last line it printed that looks like an error.
 struct Side {
-    name: &'static str,
+    name: String,
     child: Child,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -57,7 +104,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn spawn(name: &'static str, mut cmd: Command) -> Result<Side> {
+fn spawn(name: String, mut cmd: Command) -> Result<Side> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
@@ -71,6 +118,7 @@ fn spawn(name: &'static str, mut cmd: Command) -> Result<Side> {
         (Box::new(err), true),
     ] {
         let last = last_error.clone();
+        let name = name.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if line.contains("error:") {
@@ -132,7 +180,7 @@ pub fn signal_name(sig: i32) -> String {
 }
 
 /// How a side ended, in words.
-fn ended(status: ExitStatus) -> String {
+fn ended_with(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit code {c}"),
@@ -151,32 +199,32 @@ pub struct ResumePoint {
     pub next_batch: u64,
 }
 
-/// Runs the pair to its end (`resume`: where `cli.resume`'s checkpoint stands); returns the exit
-/// code `launch` should end with.
+/// One rank's pair on this node.
+struct Rank {
+    loader: Side,
+    trainer: Side,
+    segment: String,
+}
+
+/// Runs every local rank's pair to its end (`resume`: where `cli.resume`'s checkpoint stands);
+/// returns the exit code `launch` should end with.
 pub fn run(cli: &LaunchArgs, resume: Option<ResumePoint>) -> Result<u8> {
     let run = RunConfig::from_file(&cli.config)?;
-    let name = format!("{}-{}", run.name, std::process::id());
+    if cli.nproc_per_node == 0 || cli.nnodes == 0 {
+        bail!("--nproc-per-node and --nnodes must be at least 1");
+    }
+    if cli.node_rank >= cli.nnodes {
+        bail!(
+            "--node-rank {} must be below --nnodes {}",
+            cli.node_rank,
+            cli.nnodes
+        );
+    }
+    let world = cli.nnodes * cli.nproc_per_node;
     let shm = proto_shm::options_for_run(&run).dir;
-    let mut loader_cmd = Command::new(sibling("loader")?);
-    loader_cmd
-        .arg("--config")
-        .arg(&cli.config)
-        .args(["--shm-name", &name]);
-    let mut trainer_cmd = Command::new(sibling("trainer")?);
-    trainer_cmd
-        .arg("--config")
-        .arg(&cli.config)
-        .args(["--shm-name", &name]);
     let mut done_steps = 0usize;
-    if let (Some(ck), Some(at)) = (&cli.resume, resume) {
+    if let (Some(_), Some(at)) = (&cli.resume, resume) {
         done_steps = at.step;
-        loader_cmd.args([
-            "--start-epoch",
-            &at.next_epoch.to_string(),
-            "--start-batch",
-            &at.next_batch.to_string(),
-        ]);
-        trainer_cmd.arg("--resume").arg(ck);
         println!(
             "launch: resuming at step {} (epoch {}, batch {})",
             at.step, at.next_epoch, at.next_batch
@@ -184,10 +232,105 @@ pub fn run(cli: &LaunchArgs, resume: Option<ResumePoint>) -> Result<u8> {
     }
     // The config's `trainer.max_steps` bounds the loader's stream too, as `--max-steps` does:
     // otherwise the loader would see the trainer leave mid-stream.
-    if let Some(m) = cli.max_steps.or(run.trainer.max_steps) {
+    let max_steps = cli.max_steps.or(run.trainer.max_steps);
+    if let Some(m) = max_steps {
         if m <= done_steps {
             bail!("--max-steps {m} is not beyond the checkpoint's step {done_steps}");
         }
+    }
+
+    let sig = Arc::new(AtomicUsize::new(0));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_usize(s, sig.clone(), s as usize)?;
+    }
+    let mut ranks = Vec::new();
+    for local in 0..cli.nproc_per_node {
+        let rank = cli.node_rank * cli.nproc_per_node + local;
+        let segment = if world == 1 {
+            format!("{}-{}", run.name, std::process::id())
+        } else {
+            format!("{}-{}-r{rank}", run.name, std::process::id())
+        };
+        let (mut loader_cmd, mut trainer_cmd) =
+            pair_commands(cli, resume, &segment, max_steps, done_steps)?;
+        let suffix = if world == 1 {
+            String::new()
+        } else {
+            loader_cmd.args([
+                "--rank",
+                &rank.to_string(),
+                "--world-size",
+                &world.to_string(),
+            ]);
+            trainer_cmd
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", local.to_string())
+                .env("WORLD_SIZE", world.to_string())
+                .env("LOCAL_WORLD_SIZE", cli.nproc_per_node.to_string())
+                .env("MASTER_ADDR", &cli.master_addr)
+                .env("MASTER_PORT", cli.master_port.to_string());
+            format!(" {rank}")
+        };
+        let loader = spawn(format!("loader{suffix}"), loader_cmd)?;
+        let trainer = spawn(format!("trainer{suffix}"), trainer_cmd)?;
+        let label = if world == 1 {
+            String::new()
+        } else {
+            format!("rank {rank}: ")
+        };
+        println!(
+            "launch: {label}loader pid {}, trainer pid {}, segment {}",
+            loader.child.id(),
+            trainer.child.id(),
+            segment
+        );
+        ranks.push(Rank {
+            loader,
+            trainer,
+            segment,
+        });
+    }
+
+    let outcome = supervise(&mut ranks, &sig)?;
+    // Every side is gone now; a segment whose two sides were killed hard may remain: remove it.
+    for r in &ranks {
+        let seg = shm.join(&r.segment);
+        if Path::new(&seg).exists() {
+            let _ = std::fs::remove_file(&seg);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50)); // let the forwarding threads flush
+    Ok(outcome)
+}
+
+/// The loader's and the trainer's command lines for one rank's segment.
+fn pair_commands(
+    cli: &LaunchArgs,
+    resume: Option<ResumePoint>,
+    segment: &str,
+    max_steps: Option<usize>,
+    done_steps: usize,
+) -> Result<(Command, Command)> {
+    let mut loader_cmd = Command::new(sibling("loader")?);
+    loader_cmd
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["--shm-name", segment]);
+    let mut trainer_cmd = Command::new(sibling("trainer")?);
+    trainer_cmd
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["--shm-name", segment]);
+    if let (Some(ck), Some(at)) = (&cli.resume, resume) {
+        loader_cmd.args([
+            "--start-epoch",
+            &at.next_epoch.to_string(),
+            "--start-batch",
+            &at.next_batch.to_string(),
+        ]);
+        trainer_cmd.arg("--resume").arg(ck);
+    }
+    if let Some(m) = max_steps {
         loader_cmd.args(["--max-batches", &(m - done_steps).to_string()]);
         trainer_cmd.args(["--max-steps", &m.to_string()]);
     }
@@ -200,97 +343,121 @@ pub fn run(cli: &LaunchArgs, resume: Option<ResumePoint>) -> Result<u8> {
     if let Some(n) = cli.checkpoint_every {
         trainer_cmd.args(["--checkpoint-every", &n.to_string()]);
     }
-
-    let sig = Arc::new(AtomicUsize::new(0));
-    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_usize(s, sig.clone(), s as usize)?;
+    if let Some(t) = cli.dist_timeout_s {
+        trainer_cmd.args(["--dist-timeout-s", &t.to_string()]);
     }
-    let mut loader = spawn("loader", loader_cmd)?;
-    let mut trainer = spawn("trainer", trainer_cmd)?;
-    println!(
-        "launch: loader pid {}, trainer pid {}, segment {}",
-        loader.child.id(),
-        trainer.child.id(),
-        name
-    );
+    Ok((loader_cmd, trainer_cmd))
+}
 
-    let outcome = loop {
+/// How much a failed side looks like the cause rather than a casualty: a side that reports its
+/// peer gone (exit 3) or a collective broken by another rank is a casualty; a side killed by a
+/// signal nobody here sent is the likeliest cause.
+fn cause_score(side: &Side, status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    let casualty = status.code() == Some(exit::PEER_GONE as i32)
+        || side
+            .last_error
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|e| e.contains("another rank died"));
+    match (casualty, status.signal().is_some()) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    }
+}
+
+/// Waits for every side; stops them all when one fails or a signal arrives.
+fn supervise(ranks: &mut [Rank], sig: &AtomicUsize) -> Result<u8> {
+    loop {
         let s = sig.load(Ordering::SeqCst);
         if s != 0 {
-            // Forward: the loader tells the trainer why the stream ends.
-            signal(&loader.child, s as i32);
-            signal(&trainer.child, s as i32);
-            stop(&mut loader, Duration::from_secs(5));
-            stop(&mut trainer, Duration::from_secs(5));
+            // Forward: each loader tells its trainer why the stream ends.
+            for r in ranks.iter() {
+                signal(&r.loader.child, s as i32);
+                signal(&r.trainer.child, s as i32);
+            }
+            for r in ranks.iter_mut() {
+                stop(&mut r.loader, Duration::from_secs(5));
+                stop(&mut r.trainer, Duration::from_secs(5));
+            }
             eprintln!(
-                "launch: interrupted by {}; both sides stopped",
+                "launch: interrupted by {}; every side stopped",
                 signal_name(s as i32)
             );
-            break exit::signalled(s as i32);
+            return Ok(exit::signalled(s as i32));
         }
-        let l = loader.child.try_wait()?;
-        let t = trainer.child.try_wait()?;
-        let failed = |side: &Side, status: ExitStatus| {
-            let why = side
-                .last_error
-                .lock()
-                .unwrap()
-                .clone()
-                .unwrap_or_else(|| "no error message".into());
-            eprintln!(
-                "launch: {} (pid {}) failed with {}: {why}",
-                side.name,
-                side.child.id(),
-                ended(status)
-            );
-        };
-        match (l, t) {
-            (Some(ls), Some(ts)) if ls.success() && ts.success() => break exit::OK,
-            (_, Some(ts)) if ts.success() => {
-                // The trainer is done (e.g. max steps): the loader's remaining batches are not needed.
-                stop(&mut loader, Duration::from_secs(3));
-                break exit::OK;
-            }
-            (Some(ls), _) if !ls.success() => {
-                // PEER_GONE means "my peer went away": the trainer died first; blame it if so.
-                if ls.code() == Some(exit::PEER_GONE as i32) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if let Some(ts) = trainer.child.try_wait()? {
-                        if !ts.success() {
-                            failed(&trainer, ts);
-                            break exit::FAILED;
+        if ranks.iter_mut().any(Rank::failed) {
+            // Let the others notice and say why (a trainer reports its loader's end, a rank its
+            // broken collective), then judge who died first.
+            std::thread::sleep(Duration::from_millis(300));
+            let mut ended: Vec<(u8, &Side, ExitStatus)> = Vec::new();
+            for r in ranks.iter_mut() {
+                let trainer_ok = matches!(r.trainer.child.try_wait(), Ok(Some(st)) if st.success());
+                for side in [&mut r.loader, &mut r.trainer] {
+                    if let Ok(Some(st)) = side.child.try_wait() {
+                        if !st.success() && !trainer_ok {
+                            ended.push((cause_score(side, st), &*side, st));
                         }
                     }
                 }
-                // Let the trainer report the loader's end itself, briefly, then stop it.
-                std::thread::sleep(Duration::from_millis(300));
-                stop(&mut trainer, Duration::from_secs(3));
-                failed(&loader, ls);
-                break exit::FAILED;
             }
-            (_, Some(ts)) => {
-                // PEER_GONE means "my peer went away": if the loader is dead, it died first.
-                if ts.code() == Some(exit::PEER_GONE as i32) {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if let Some(ls) = loader.child.try_wait()? {
-                        if !ls.success() {
-                            failed(&loader, ls);
-                            break exit::FAILED;
-                        }
-                    }
-                }
-                stop(&mut loader, Duration::from_secs(3));
-                failed(&trainer, ts);
-                break exit::FAILED;
+            // Highest score first; among equals, the first in rank order.
+            let blamed = ended
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, (score, _, _))| (*score, std::cmp::Reverse(*i)))
+                .map(|(_, (_, side, st))| {
+                    let why = side
+                        .last_error
+                        .lock()
+                        .unwrap()
+                        .clone()
+                        .unwrap_or_else(|| "no error message".into());
+                    format!(
+                        "launch: {} (pid {}) failed with {}: {why}",
+                        side.name,
+                        side.child.id(),
+                        ended_with(*st)
+                    )
+                });
+            for r in ranks.iter_mut() {
+                stop(&mut r.trainer, Duration::from_secs(3));
+                stop(&mut r.loader, Duration::from_secs(3));
             }
-            _ => std::thread::sleep(Duration::from_millis(50)),
+            if let Some(msg) = blamed {
+                eprintln!("{msg}");
+            }
+            return Ok(exit::FAILED);
         }
-    };
-    // Both sides are gone now; if both were killed hard the segment may remain: remove it.
-    let seg = shm.join(&name);
-    if Path::new(&seg).exists() {
-        let _ = std::fs::remove_file(&seg);
+        let mut trainers_done = true;
+        for r in ranks.iter_mut() {
+            if r.trainer.child.try_wait()?.is_none() {
+                trainers_done = false;
+            }
+        }
+        if trainers_done {
+            // Every trainer is done (e.g. max steps): the loaders' remaining batches are not
+            // needed.
+            for r in ranks.iter_mut() {
+                stop(&mut r.loader, Duration::from_secs(3));
+            }
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(50)); // let the forwarding threads flush
-    Ok(outcome)
+}
+
+impl Rank {
+    /// Whether a side of this rank has ended badly. A loader that ends after its trainer
+    /// finished (its remaining batches unread) is not a failure. Reaped children keep their
+    /// status, so later `try_wait`s see the same.
+    fn failed(&mut self) -> bool {
+        match self.trainer.child.try_wait() {
+            Ok(Some(st)) if st.success() => false,
+            Ok(Some(_)) => true,
+            _ => matches!(self.loader.child.try_wait(), Ok(Some(st)) if !st.success()),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod data;
+pub mod dist;
 pub mod ema;
 pub mod eval;
 pub mod loss;

@@ -22,6 +22,7 @@ use proto_shm::Schema;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::StepBatch;
+use crate::dist::World;
 use crate::nn::decoder::{DecoderRef, DecoderSlot};
 use crate::nn::resnet::ResNet;
 use crate::queue::Queue;
@@ -30,13 +31,15 @@ use crate::record::{load_module, record_bytes};
 /// Named scalar loss terms of a step, for the metrics log.
 pub type LossTerms = BTreeMap<&'static str, f64>;
 
-/// Where a step sits in the run, for schedules that depend on it.
-#[derive(Debug, Clone, Copy)]
-pub struct StepCtx {
+/// Where a step sits in the run, for schedules that depend on it, and the ranks it runs on.
+#[derive(Clone, Copy)]
+pub struct StepCtx<'a> {
     pub step: usize,
     pub total: usize,
-    /// A seed for this step's randomness (shuffle-BN permutations).
+    /// A seed for this step's randomness (shuffle-BN permutations); the same on every rank.
     pub seed: u64,
+    /// The data-parallel world (one process unless `launch --nproc-per-node`).
+    pub world: &'a World,
 }
 
 /// Checkpoint blob names. They are the names checkpoints have always used, so files written
@@ -80,7 +83,7 @@ pub trait Method: Sized {
         online: &Self::Online,
         batch: &StepBatch,
         ctx: StepCtx,
-    ) -> (Tensor<1>, LossTerms);
+    ) -> Result<(Tensor<1>, LossTerms)>;
 
     /// State changes that take no gradient and must land in the online module after the
     /// optimiser's step (ProtoSeg's momentum update of its prototypes, computed in `loss`).
@@ -154,8 +157,10 @@ pub trait Method: Sized {
     }
 }
 
-/// One training step of any method: the EMA update of the twin, the loss, backward, and one
-/// optimiser step. Returns the loss read back from the device and its terms.
+/// One training step of any method: the EMA update of the twin, the loss, backward, the
+/// gradients averaged over the ranks (data parallelism; nothing on one process), and one
+/// optimiser step. Returns the loss read back from the device (its mean over the ranks) and its
+/// terms (this rank's).
 pub fn train_step<M: Method>(
     online: &mut M::Online,
     method: &mut M,
@@ -163,21 +168,24 @@ pub fn train_step<M: Method>(
     lr: f64,
     batch: &StepBatch,
     ctx: StepCtx,
-) -> (f64, LossTerms) {
+) -> Result<(f64, LossTerms)> {
     let momentum = method.momentum(ctx);
     if let Some(target) = method.target_mut() {
         crate::ema::update(target, M::target_source(online), momentum);
     }
-    let (loss, terms) = method.loss(online, batch, ctx);
-    let value = loss.clone().into_scalar::<f32>() as f64;
-    let grads = GradientsParams::from_grads(loss.backward(), online);
+    let (loss, terms) = method.loss(online, batch, ctx)?;
+    let value = ctx
+        .world
+        .mean_scalar(loss.clone().into_scalar::<f32>() as f64)?;
+    let mut grads = GradientsParams::from_grads(loss.backward(), online);
+    ctx.world.average_gradients(&mut grads, online)?;
     let lr = learning_rates::<M>(online, lr, method.encoder_lr_scale());
     // The optimiser takes the module by value and no clone of it may stay behind: parameters
     // with no other owner are updated in place by libtorch (R-50: −8 ms and −60 MiB per step,
     // BENCHMARKS.md). A panic inside the step aborts.
     replace_with::replace_with_or_abort(online, |q| optim.step(lr, q, grads));
     method.after_step(online);
-    (value, terms)
+    Ok((value, terms))
 }
 
 /// `lr` for every parameter, the backbone's scaled by `encoder_scale`.

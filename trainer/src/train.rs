@@ -11,6 +11,7 @@ use config::{RunConfig, Schedule};
 
 use crate::checkpoint::{self, TrainState};
 use crate::data::RingBatches;
+use crate::dist::World;
 use crate::method::{self, Method, StepCtx};
 use crate::methods::{with_method, WithMethod};
 use crate::metrics::{plot_losses, MetricsLog, StepRecord};
@@ -37,6 +38,11 @@ pub struct TrainArgs {
     /// Checkpoint every N steps (default: the config's).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Data parallelism (rank and world from torchrun's RANK / WORLD_SIZE / MASTER_ADDR /
+    /// MASTER_PORT): seconds to wait for every rank to join, and for any one collective — a rank
+    /// that dies or stalls ends the others with an error after at most this long.
+    #[arg(long, default_value_t = 120.0)]
+    pub dist_timeout_s: f64,
 }
 
 /// What a finished run reports.
@@ -54,6 +60,8 @@ pub struct Summary {
     pub pictures: Vec<PathBuf>,
     pub data_wait_fraction: f64,
     pub mean_step_ms: f64,
+    /// This process's rank; only rank 0 writes the files above.
+    pub rank: usize,
 }
 
 pub fn run(args: &TrainArgs) -> Result<Summary> {
@@ -61,20 +69,34 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
     crate::backend::set_threads(run.trainer.backend, run.trainer.threads)?;
     let device = crate::backend::device(run.trainer.backend)?;
     tracing::info!("backend {:?}", crate::backend::resolve(run.trainer.backend));
+    let world = World::from_env(Duration::from_secs_f64(args.dist_timeout_s))?;
+    if world.is_distributed() {
+        if crate::backend::resolve(run.trainer.backend) != config::Backend::Tch {
+            bail!("data-parallel training runs on libtorch's c10d: set trainer.backend to Tch");
+        }
+        tracing::info!(
+            rank = world.rank,
+            world_size = world.world_size,
+            "joined the process group"
+        );
+    }
     device.seed(run.seed);
     let out = args.out_dir.clone().unwrap_or_else(|| run.output_dir());
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::write(out.join("config.ron"), run.to_ron())?;
+    if world.is_main() {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::write(out.join("config.ron"), run.to_ron())?;
+    }
     struct Train<'a> {
         args: &'a TrainArgs,
         run: &'a RunConfig,
         device: &'a Device,
         out: &'a Path,
+        world: &'a World,
     }
     impl WithMethod for Train<'_> {
         type Output = Result<Summary>;
         fn call<M: Method>(self) -> Result<Summary> {
-            train::<M>(self.args, self.run, self.device, self.out)
+            train::<M>(self.args, self.run, self.device, self.out, self.world)
         }
     }
     with_method(
@@ -84,6 +106,7 @@ pub fn run(args: &TrainArgs) -> Result<Summary> {
             run: &run,
             device: &device,
             out: &out,
+            world: &world,
         },
     )?
 }
@@ -94,6 +117,7 @@ fn train<M: Method>(
     run: &RunConfig,
     device: &Device,
     out: &Path,
+    world: &World,
 ) -> Result<Summary> {
     let (mut online, mut method) = M::new(run, device)?;
     if args.resume.is_none() {
@@ -119,7 +143,13 @@ fn train<M: Method>(
         step = ck.state.step;
         tracing::info!(step, "resumed from {}", path.display());
     }
-    let mut online = M::prepare(run, online);
+    // Every rank starts from rank 0's weights (DDP's start): the ranks share a seed, but a
+    // pretrained start or a resumed file read on each rank should not be trusted to agree.
+    let mut online = M::prepare(run, world.broadcast_module(online)?);
+    if let Some(target) = method.target_mut() {
+        let t = std::mem::replace(target, target.clone());
+        *target = world.broadcast_module(t)?;
+    }
 
     let opts = proto_shm::ShmOptions {
         attach_timeout: Duration::from_secs(120),
@@ -131,11 +161,15 @@ fn train<M: Method>(
         "attached to the loader's ring"
     );
 
+    // Rank 0 writes what the run leaves behind; the other ranks only train.
     let metrics_path = out.join("metrics.jsonl");
-    if args.resume.is_none() {
+    if args.resume.is_none() && world.is_main() {
         let _ = std::fs::remove_file(&metrics_path);
     }
-    let mut metrics = MetricsLog::open(&metrics_path)?;
+    let mut metrics = world
+        .is_main()
+        .then(|| MetricsLog::open(&metrics_path))
+        .transpose()?;
     let ckpt_path = out.join("last.ckpt");
     let every = args
         .checkpoint_every
@@ -154,6 +188,9 @@ fn train<M: Method>(
                 step: usize,
                 cursor: (u64, u64)|
      -> Result<()> {
+        if !world.is_main() {
+            return Ok(());
+        }
         let state = TrainState {
             step,
             next_epoch: cursor.0,
@@ -189,13 +226,19 @@ fn train<M: Method>(
         let lr = schedule::learning_rate(&run.trainer.schedule, peak_lr, step, total, warmup);
         let t = Instant::now();
         let seed = run.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let ctx = StepCtx { step, total, seed };
+        let ctx = StepCtx {
+            step,
+            total,
+            seed,
+            world,
+        };
         // Device-side randomness (dropout) from this step's seed, so a resumed run draws what
         // the uninterrupted run drew.
         device.seed(seed);
         let momentum = method.momentum(ctx);
         let (loss, terms) =
-            method::train_step(&mut online, &mut method, &mut optim, lr, &batch, ctx);
+            method::train_step(&mut online, &mut method, &mut optim, lr, &batch, ctx)
+                .with_context(|| format!("step {step}"))?;
         let ms = t.elapsed();
         step_time += ms;
         if !loss.is_finite() {
@@ -211,17 +254,19 @@ fn train<M: Method>(
         } else {
             (batch.meta.epoch, batch.meta.index_in_epoch + 1)
         };
-        metrics.write(&StepRecord {
-            step,
-            epoch: batch.meta.epoch,
-            batch: batch.meta.index_in_epoch,
-            loss,
-            terms,
-            lr,
-            momentum,
-            data_wait_ms: wait_ms,
-            step_ms: ms.as_secs_f64() * 1e3,
-        })?;
+        if let Some(metrics) = metrics.as_mut() {
+            metrics.write(&StepRecord {
+                step,
+                epoch: batch.meta.epoch,
+                batch: batch.meta.index_in_epoch,
+                loss,
+                terms,
+                lr,
+                momentum,
+                data_wait_ms: wait_ms,
+                step_ms: ms.as_secs_f64() * 1e3,
+            })?;
+        }
         step += 1;
         steps_this_run += 1;
         if step.is_multiple_of(10) || step == 1 {
@@ -241,22 +286,24 @@ fn train<M: Method>(
         bail!("the loader's stream held no batch for this run");
     }
     save(&online, &method, &optim, step, cursor)?;
-    std::fs::write(
-        out.join("backbone.record"),
-        record_bytes(M::backbone(&online))?,
-    )?;
-    let pictures = match &last_batch {
-        Some(batch) => method.end_of_run_pictures(&online, batch, out)?,
-        None => Vec::new(),
-    };
     let plot = out.join("loss.png");
     let chance = method.chance_loss();
-    plot_losses(
-        &metrics_path,
-        &plot,
-        &format!("{} — {}", run.name, run.method.name()),
-        chance,
-    )?;
+    let mut pictures = Vec::new();
+    if world.is_main() {
+        std::fs::write(
+            out.join("backbone.record"),
+            record_bytes(M::backbone(&online))?,
+        )?;
+        if let Some(batch) = &last_batch {
+            pictures = method.end_of_run_pictures(&online, batch, out)?;
+        }
+        plot_losses(
+            &metrics_path,
+            &plot,
+            &format!("{} — {}", run.name, run.method.name()),
+            chance,
+        )?;
+    }
     let wall = started.elapsed().as_secs_f64();
     Ok(Summary {
         steps: step,
@@ -269,6 +316,7 @@ fn train<M: Method>(
         pictures,
         data_wait_fraction: ring.waited.as_secs_f64() / wall.max(1e-9),
         mean_step_ms: step_time.as_secs_f64() * 1e3 / steps_this_run.max(1) as f64,
+        rank: world.rank,
     })
 }
 
@@ -286,6 +334,10 @@ pub fn print_summary(s: &Summary) {
         s.mean_step_ms,
         s.data_wait_fraction * 100.0
     );
+    if s.rank != 0 {
+        println!("  rank {}: the run's files are written by rank 0", s.rank);
+        return;
+    }
     println!("  checkpoint: {}", s.checkpoint.display());
     println!("  metrics:    {}", s.metrics.display());
     println!("  loss plot:  {}", s.plot.display());

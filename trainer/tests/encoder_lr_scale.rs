@@ -6,6 +6,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Distribution, Tensor};
 use proto_shm::schemas::names;
 use trainer::data::StepBatch;
+use trainer::dist::World;
 use trainer::method::{train_step, Method, StepCtx};
 use trainer::methods::plmoco::PatchMoco;
 
@@ -55,8 +56,9 @@ fn one_step(scale: f64) -> (Vec<f32>, Vec<f32>) {
         step: 0,
         total: 1,
         seed: 0,
+        world: &World::single(),
     };
-    train_step(&mut online, &mut method, &mut optim, 0.1, &batch, ctx);
+    train_step(&mut online, &mut method, &mut optim, 0.1, &batch, ctx).unwrap();
     let delta = |a: Vec<Vec<f32>>, b: Vec<Vec<f32>>| -> Vec<f32> {
         a.concat()
             .iter()

@@ -5,6 +5,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use proto_shm::schemas::names;
 use trainer::data::StepBatch;
+use trainer::dist::World;
 use trainer::method::Method;
 use trainer::method::{train_step, StepCtx};
 use trainer::methods::mocov2::MocoV2;
@@ -99,8 +100,9 @@ fn key_encoder_is_an_ema_of_the_query_encoder() {
             step: i,
             total: 10,
             seed: i as u64,
+            world: &World::single(),
         };
-        train_step(query, moco, &mut optim, 0.5, &batch, ctx);
+        train_step(query, moco, &mut optim, 0.5, &batch, ctx).unwrap();
     };
     // Step 1: the key starts as a copy of the query, and the queue takes the first keys.
     step(&mut query, &mut moco, 1);

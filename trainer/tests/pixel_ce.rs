@@ -2,6 +2,7 @@
 //! no labelled pixel gives 0; and patch-rotation targets give each pixel its patch's class.
 
 use burn::tensor::{Int, Tensor, TensorData};
+use trainer::dist::World;
 use trainer::loss::pixel_ce::{pixel_cross_entropy, IGNORE};
 use trainer::methods::plr::pixel_targets;
 
@@ -92,8 +93,13 @@ fn patch_rotation_overfits_one_batch() {
             step,
             total: 25,
             seed: step as u64,
+            world: &World::single(),
         };
-        losses.push(train_step(&mut net, &mut plr, &mut optim, 0.05, &batch, ctx).0);
+        losses.push(
+            train_step(&mut net, &mut plr, &mut optim, 0.05, &batch, ctx)
+                .unwrap()
+                .0,
+        );
     }
     assert!((losses[0] - 4f64.ln()).abs() < 0.1, "{losses:?}");
     assert!(losses[24] < 0.7, "{losses:?}");

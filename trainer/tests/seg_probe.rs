@@ -8,6 +8,7 @@ use burn::tensor::{Distribution, Tensor};
 use config::{MethodConfig, RunConfig, SegHead, SegmentationConfig};
 use proto_shm::schemas::names;
 use trainer::data::StepBatch;
+use trainer::dist::World;
 use trainer::method::{train_step, Method, StepCtx};
 use trainer::methods::segmentation::Segmentation;
 use trainer::record::record_bytes;
@@ -70,8 +71,9 @@ fn steps(frozen: bool) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
             step,
             total: 3,
             seed: step as u64,
+            world: &World::single(),
         };
-        train_step(&mut online, &mut method, &mut optim, 0.1, &b, ctx);
+        train_step(&mut online, &mut method, &mut optim, 0.1, &b, ctx).unwrap();
     }
     let online = online.valid();
     (

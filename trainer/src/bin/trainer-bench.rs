@@ -33,6 +33,7 @@ use clap::Parser;
 use config::{MethodConfig, RunConfig};
 use proto_shm::schemas::names;
 use trainer::data::StepBatch;
+use trainer::dist::World;
 use trainer::method::{self, Method, StepCtx};
 use trainer::methods::{with_method, WithMethod};
 
@@ -397,6 +398,7 @@ impl WithMethod for Bench<'_> {
                 step: i,
                 total: 1000,
                 seed: i as u64,
+                world: &World::single(),
             };
             let t = Instant::now();
             let (loss, _) = method::train_step(
@@ -406,7 +408,7 @@ impl WithMethod for Bench<'_> {
                 self.lr,
                 self.batch,
                 ctx,
-            );
+            )?;
             // The first queue's first key as well: the key forward must have run.
             last = loss
                 + method.queues().first().map_or(0.0, |(_, q)| {

@@ -127,7 +127,7 @@ impl Method for Cp2 {
         query: &Segmentor,
         batch: &StepBatch,
         ctx: StepCtx,
-    ) -> (Tensor<1>, LossTerms) {
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let (x_q, x_k) = (batch.image(names::VIEW0), batch.image(names::VIEW1));
         let n = x_q.dims()[0];
         let device = x_q.device();
@@ -136,8 +136,10 @@ impl Method for Cp2 {
             batch.mask(names::GRID1, n, &device),
         );
         let q = query.forward(x_q);
-        let k =
-            shuffled_sub_batches(x_k, self.cfg.key_bn, ctx.seed, |x| self.key.forward(x)).detach();
+        let k = shuffled_sub_batches(x_k, self.cfg.key_bn, ctx.seed, ctx.world, |x| {
+            self.key.forward(x)
+        })?
+        .detach();
         let (ins, kbar) = instance_loss(
             q.clone(),
             k.clone(),
@@ -150,8 +152,8 @@ impl Method for Cp2 {
         let mut terms = LossTerms::new();
         terms.insert("instance", ins.clone().into_scalar::<f32>() as f64);
         terms.insert("dense", dense.clone().into_scalar::<f32>() as f64);
-        self.queue.enqueue(kbar.detach());
-        (ins + dense.mul_scalar(self.cfg.dense_weight), terms)
+        self.queue.enqueue(ctx.world.all_gather(kbar.detach())?);
+        Ok((ins + dense.mul_scalar(self.cfg.dense_weight), terms))
     }
 
     fn backbone(online: &Segmentor) -> &ResNet {

@@ -151,7 +151,12 @@ impl Method for DenseCl {
         ]
     }
 
-    fn loss(&mut self, query: &Encoder, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
+    fn loss(
+        &mut self,
+        query: &Encoder,
+        batch: &StepBatch,
+        ctx: StepCtx,
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let m = &self.cfg.moco;
         let q = query.forward(batch.image(names::VIEW0));
         let (d, c, s2) = (
@@ -159,9 +164,13 @@ impl Method for DenseCl {
             q.backbone.dims()[1],
             q.backbone.dims()[2],
         );
-        let packed = shuffled_sub_batches(batch.image(names::VIEW1), m.key_bn, ctx.seed, |x| {
-            self.key.packed(x)
-        });
+        let packed = shuffled_sub_batches(
+            batch.image(names::VIEW1),
+            m.key_bn,
+            ctx.seed,
+            ctx.world,
+            |x| self.key.packed(x),
+        )?;
         let k = Outputs::unpack(packed.detach(), d, c, s2);
         let q_global = l2_normalize(q.global, 1);
         let k_global = l2_normalize(k.global, 1);
@@ -198,9 +207,9 @@ impl Method for DenseCl {
         );
         terms.insert("loss_dense", loss_dense.clone().into_scalar::<f32>() as f64);
         let loss = loss_global.mul_scalar(1.0 - lambda) + loss_dense.mul_scalar(lambda);
-        self.queue.enqueue(k_global);
-        self.dense_queue.enqueue(k2);
-        (loss, terms)
+        self.queue.enqueue(ctx.world.all_gather(k_global)?);
+        self.dense_queue.enqueue(ctx.world.all_gather(k2)?);
+        Ok((loss, terms))
     }
 
     fn backbone(online: &Encoder) -> &ResNet {

@@ -165,15 +165,24 @@ impl<E: MocoEncoder> Method for Moco<E> {
 
     /// Enqueues the new keys after the loss is formed (so the loss uses the queue of earlier
     /// batches, as MoCo does).
-    fn loss(&mut self, query: &E, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
+    fn loss(
+        &mut self,
+        query: &E,
+        batch: &StepBatch,
+        ctx: StepCtx,
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let q = l2_normalize(query.project(batch.image(names::VIEW0)), 1);
-        let k = shuffled_sub_batches(batch.image(names::VIEW1), self.cfg.key_bn, ctx.seed, |x| {
-            self.key.project(x)
-        });
+        let k = shuffled_sub_batches(
+            batch.image(names::VIEW1),
+            self.cfg.key_bn,
+            ctx.seed,
+            ctx.world,
+            |x| self.key.project(x),
+        )?;
         let k = l2_normalize(k, 1).detach();
         let loss = info_nce(q, k.clone(), self.queue.keys.clone(), self.cfg.temperature);
-        self.queue.enqueue(k);
-        (loss, LossTerms::new())
+        self.queue.enqueue(ctx.world.all_gather(k)?);
+        Ok((loss, LossTerms::new()))
     }
 
     fn encoder_lr_scale(&self) -> f64 {

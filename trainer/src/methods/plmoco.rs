@@ -126,14 +126,15 @@ impl Method for PatchMoco {
         query: &CellEncoder,
         batch: &StepBatch,
         ctx: StepCtx,
-    ) -> (Tensor<1>, LossTerms) {
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let q = l2_normalize(query.forward(batch.image(names::VIEW0)), 1);
         let k = shuffled_sub_batches(
             batch.image(names::VIEW1),
             self.cfg.moco.key_bn,
             ctx.seed,
+            ctx.world,
             |x| self.key.forward(x),
-        );
+        )?;
         let k = l2_normalize(k, 1).detach();
         let [n, _, cells] = k.dims();
         let matches = batch.i32s(names::MATCH);
@@ -156,15 +157,19 @@ impl Method for PatchMoco {
             }
         };
         // One key cell per image joins the queue, drawn from this step's seed (so a resumed
-        // run enqueues what the uninterrupted one did).
+        // run enqueues what the uninterrupted one did); every rank's draws, gathered, are what
+        // one process would draw for the whole global batch.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x5eed_ce11);
+        let draws: Vec<usize> = (0..n * ctx.world.world_size)
+            .map(|_| rng.random_range(0..cells))
+            .collect();
         let rows: Vec<i64> = (0..n)
-            .map(|i| (i * cells + rng.random_range(0..cells)) as i64)
+            .map(|i| (i * cells + draws[ctx.world.rank * n + i]) as i64)
             .collect();
         let device = k.device();
-        self.queue
-            .enqueue(cell_rows(k).select(0, Tensor::<1, Int>::from_ints(rows.as_slice(), &device)));
-        (loss, terms)
+        let picked = cell_rows(k).select(0, Tensor::<1, Int>::from_ints(rows.as_slice(), &device));
+        self.queue.enqueue(ctx.world.all_gather(picked)?);
+        Ok((loss, terms))
     }
 
     fn encoder_lr_scale(&self) -> f64 {

@@ -95,7 +95,12 @@ impl Method for PatchRotation {
         Some((CLASSES as f64).ln())
     }
 
-    fn loss(&mut self, net: &PlrNet, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
+    fn loss(
+        &mut self,
+        net: &PlrNet,
+        batch: &StepBatch,
+        _: StepCtx,
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let x = batch.image(names::VIEW0);
         let size = x.dims()[2];
         let (loss, accuracy) = rotation_loss(
@@ -106,7 +111,7 @@ impl Method for PatchRotation {
         );
         let mut terms = LossTerms::new();
         terms.insert("pixel_accuracy", accuracy);
-        (loss, terms)
+        Ok((loss, terms))
     }
 
     fn backbone(online: &PlrNet) -> &ResNet {

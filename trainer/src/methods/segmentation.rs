@@ -114,7 +114,12 @@ impl Method for Segmentation {
         }
     }
 
-    fn loss(&mut self, net: &SegNet, batch: &StepBatch, ctx: StepCtx) -> (Tensor<1>, LossTerms) {
+    fn loss(
+        &mut self,
+        net: &SegNet,
+        batch: &StepBatch,
+        ctx: StepCtx,
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let x = batch.image(names::VIEW0);
         let [n, _, h, w] = x.dims();
         let device = x.device();
@@ -156,12 +161,13 @@ impl Method for Segmentation {
             None => decode,
         };
         if proto.is_none() && embedding.is_none() {
-            return (loss, terms);
+            return Ok((loss, terms));
         }
         let grid = FeatureGrid::new(batch, feature_logits);
         if let (Some(proto), Some(head), Some(p)) = (proto, &net.proto, &self.cfg.prototypes) {
             let (pl, pending) = prototype_terms(head, p, proto, &grid, ctx.seed, &mut terms);
-            self.pending_prototypes = Some(pending);
+            // Every rank's update, averaged (ProtoSeg's all-reduce of the new prototypes).
+            self.pending_prototypes = Some(ctx.world.mean(pending)?);
             loss = loss + pl;
         }
         if let (Some(embedding), Some(c)) = (embedding, contrast) {
@@ -187,7 +193,7 @@ impl Method for Segmentation {
                 loss = loss + pc.mul_scalar(c.weight);
             }
         }
-        (loss, terms)
+        Ok((loss, terms))
     }
 
     fn backbone(online: &SegNet) -> &ResNet {

@@ -233,7 +233,12 @@ impl Method for Soco {
     }
 
     /// The symmetrised box loss over (V1, V2), (V1, V3) and, for SoCo*, (V1, V4).
-    fn loss(&mut self, online: &Online, batch: &StepBatch, _: StepCtx) -> (Tensor<1>, LossTerms) {
+    fn loss(
+        &mut self,
+        online: &Online,
+        batch: &StepBatch,
+        _: StepCtx,
+    ) -> Result<(Tensor<1>, LossTerms)> {
         let k = self.cfg.boxes_per_view;
         let v1_image = batch.image(names::VIEW1);
         let n = v1_image.dims()[0];
@@ -299,7 +304,7 @@ impl Method for Soco {
                 None => pair,
             });
         }
-        (total_loss.expect("SoCo has at least one pair"), terms)
+        Ok((total_loss.expect("SoCo has at least one pair"), terms))
     }
 
     fn backbone(online: &Online) -> &ResNet {

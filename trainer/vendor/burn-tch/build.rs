@@ -152,19 +152,47 @@ impl SystemInfo {
         };
         println!("cargo:rerun-if-changed={cuda_dependency}");
         println!("cargo:rerun-if-changed=src/native_ops.cpp");
+        println!("cargo:rerun-if-changed=src/c10d.cpp");
 
         match self.os {
             Os::Linux | Os::Macos => {
-                cc::Build::new()
+                let mut build = cc::Build::new();
+                build
                     .cpp(true)
                     .pic(true)
                     .warnings(false)
                     .includes(&self.libtorch_include_dirs)
                     .flag(format!("-Wl,-rpath={}", self.libtorch_lib_dir.display()))
                     .flag("-std=c++17")
-                    .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={}", self.cxx11_abi))
-                    // Added in this vendored copy: libtorch kernels tch-rs does not expose.
-                    .files(&[cuda_dependency, "src/native_ops.cpp"])
+                    .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={}", self.cxx11_abi));
+                // Added in this vendored copy: c10d's Gloo process group, when gloo's headers
+                // (which libtorch's wheel lacks; scripts/setup.sh adds them) are beside
+                // libtorch's. Without them the process group reports why it cannot start.
+                let gloo = self
+                    .libtorch_include_dirs
+                    .iter()
+                    .map(|d| d.join("gloo/context.h"))
+                    .find(|p| p.exists());
+                // Rebuild when the headers appear (the include folder changes) or change; never
+                // name a path that does not exist, which cargo would treat as always stale.
+                match (&gloo, self.libtorch_include_dirs.first()) {
+                    (Some(h), _) => println!("cargo:rerun-if-changed={}", h.display()),
+                    (None, Some(d)) if d.exists() => {
+                        println!("cargo:rerun-if-changed={}", d.display())
+                    }
+                    _ => {}
+                }
+                if gloo.is_some() {
+                    build.define("USE_C10D_GLOO", None).define("BURN_TCH_C10D_GLOO", None);
+                } else {
+                    println!(
+                        "cargo:warning=gloo headers not found beside libtorch's: the trainer will \
+                         have no process group (run scripts/setup.sh --libtorch)"
+                    );
+                }
+                // Added in this vendored copy: libtorch kernels tch-rs does not expose.
+                build
+                    .files(&[cuda_dependency, "src/native_ops.cpp", "src/c10d.cpp"])
                     .compile("burn-tch");
             }
             Os::Windows => {

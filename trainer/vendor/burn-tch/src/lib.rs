@@ -15,6 +15,8 @@
 //! - CPU backends: `burn-cpu` (CubeCL) or `burn-flex` (pure Rust, std/no_std/WASM)
 
 mod backend;
+/// c10d process groups (added in this vendored copy).
+pub mod c10d;
 mod element;
 mod ops;
 mod tensor;
