@@ -7,8 +7,9 @@
 //! --master-port P` across machines, torchrun's flags): one loader + trainer pair per rank, each
 //! pair on its own ring, each loader serving its rank's shard of every epoch; the trainers find
 //! each other through torchrun's variables (c10d's TCPStore on the master). One loader per rank
-//! rather than one daemon feeding every ring: BENCHMARKS.md ("Data parallelism") measured the
-//! two loaders' summed throughput against one daemon serving the whole stream. Any side that
+//! rather than one daemon feeding every ring: a loader's failure stays with its rank, no ring code
+//! is new, and in BENCHMARKS.md's scaling run ("Data parallelism") the trainers never waited for
+//! data. Any side that
 //! ends badly ends every side on this node (the other nodes' trainers then fail their next
 //! collective and their `launch` ends them), and `launch` names the side that died first.
 //!
