@@ -76,8 +76,11 @@ if [ "${1:-}" = "--libtorch" ] || [ "${SETUP_LIBTORCH:-0}" = "1" ]; then
         GLOO_DEB=libgloo-dev_0.0~git20220518.5b14351-3_amd64.deb
         GLOO_SHA=80529c9fd8af452faf489e686b94bf87075965c40673803810c4f41634b1e299
         TMPD="$(mktemp -d)"
+        GLOO_URL="http://deb.debian.org/debian/pool/main/g/gloo/$GLOO_DEB"
         (cd "$TMPD" && { apt-get download libgloo-dev=0.0~git20220518.5b14351-3 >/dev/null 2>&1 ||
-            curl -fsSL -o "$GLOO_DEB" "http://deb.debian.org/debian/pool/main/g/gloo/$GLOO_DEB"; })
+            curl -fsSL -o "$GLOO_DEB" "$GLOO_URL" 2>/dev/null ||
+            python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+                "$GLOO_URL" "$GLOO_DEB"; })
         echo "$GLOO_SHA  $TMPD/$GLOO_DEB" | sha256sum -c --quiet - ||
             { echo "setup: gloo headers: download failed or checksum mismatch" >&2; exit 1; }
         dpkg-deb -x "$TMPD/$GLOO_DEB" "$TMPD/x"
