@@ -229,13 +229,14 @@ mod tch_side {
                 .map_err(|e| self.failed(e))
         }
 
-        pub(super) fn all_gather_tch<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
+        /// `op` on the libtorch tensor under `x`, its result wrapped as `x` was (autodiff or not).
+        fn through_tch<const D: usize>(
+            &self,
+            x: Tensor<D>,
+            op: impl FnOnce(&tch::Tensor) -> Result<tch::Tensor, String>,
+        ) -> Result<Tensor<D>> {
             let autodiff = x.is_autodiff();
-            let g = self
-                .group()
-                .all_gather(&to_tch(x)?)
-                .map_err(|e| self.failed(e))?;
-            let out = from_tch::<D>(g);
+            let out = from_tch::<D>(op(&to_tch(x)?).map_err(|e| self.failed(e))?);
             Ok(if autodiff {
                 Tensor::from_inner(out)
             } else {
@@ -243,20 +244,18 @@ mod tch_side {
             })
         }
 
+        pub(super) fn all_gather_tch<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
+            self.through_tch(x, |t| self.group().all_gather(t))
+        }
+
         pub(super) fn broadcast_tch<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
-            let t = to_tch(x)?;
-            let b = self.group().broadcast(&t, 0).map_err(|e| self.failed(e))?;
-            Ok(from_tch(b))
+            self.through_tch(x, |t| self.group().broadcast(t, 0))
         }
 
         pub(super) fn mean_tch<const D: usize>(&self, x: Tensor<D>) -> Result<Tensor<D>> {
-            let autodiff = x.is_autodiff();
-            let mut r = self.all_reduce_mean(vec![to_tch(x)?])?;
-            let out = from_tch::<D>(r.remove(0));
-            Ok(if autodiff {
-                Tensor::from_inner(out)
-            } else {
-                out
+            self.through_tch(x, |t| {
+                let mut r = self.group().all_reduce(&[t], BUCKET_BYTES, true)?;
+                Ok(r.remove(0))
             })
         }
 
@@ -360,11 +359,9 @@ impl ModuleMapper for Broadcast<'_> {
         let world = self.world;
         let mut error = None;
         let param = param.map(|t| {
-            let autodiff = t.is_autodiff();
             let require_grad = t.is_require_grad();
             match world.broadcast_tch(t.clone()) {
                 Ok(b) => {
-                    let b = if autodiff { Tensor::from_inner(b) } else { b };
                     if require_grad {
                         b.require_grad()
                     } else {

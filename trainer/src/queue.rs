@@ -3,6 +3,7 @@
 
 use burn::tensor::{Device, Distribution, Tensor};
 
+use crate::dist::World;
 use crate::loss::l2_normalize;
 
 #[derive(Debug, Clone)]
@@ -31,6 +32,14 @@ impl Queue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Enqueues every rank's `k` in rank order (MoCo's `concat_all_gather` before
+    /// `_dequeue_and_enqueue`), so that every rank's queue stays the same; `k` alone on one
+    /// process.
+    pub fn enqueue_from_all_ranks(&mut self, k: Tensor<2>, world: &World) -> anyhow::Result<()> {
+        self.enqueue(world.all_gather(k.detach())?);
+        Ok(())
     }
 
     /// Writes `k` (`[n, c]`) at the pointer, wrapping around the end.

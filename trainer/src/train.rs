@@ -147,8 +147,7 @@ fn train<M: Method>(
     // pretrained start or a resumed file read on each rank should not be trusted to agree.
     let mut online = M::prepare(run, world.broadcast_module(online)?);
     if let Some(target) = method.target_mut() {
-        let t = std::mem::replace(target, target.clone());
-        *target = world.broadcast_module(t)?;
+        *target = world.broadcast_module(target.clone())?;
     }
 
     let opts = proto_shm::ShmOptions {

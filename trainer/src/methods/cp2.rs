@@ -152,7 +152,7 @@ impl Method for Cp2 {
         let mut terms = LossTerms::new();
         terms.insert("instance", ins.clone().into_scalar::<f32>() as f64);
         terms.insert("dense", dense.clone().into_scalar::<f32>() as f64);
-        self.queue.enqueue(ctx.world.all_gather(kbar.detach())?);
+        self.queue.enqueue_from_all_ranks(kbar, ctx.world)?;
         Ok((ins + dense.mul_scalar(self.cfg.dense_weight), terms))
     }
 

@@ -207,8 +207,8 @@ impl Method for DenseCl {
         );
         terms.insert("loss_dense", loss_dense.clone().into_scalar::<f32>() as f64);
         let loss = loss_global.mul_scalar(1.0 - lambda) + loss_dense.mul_scalar(lambda);
-        self.queue.enqueue(ctx.world.all_gather(k_global)?);
-        self.dense_queue.enqueue(ctx.world.all_gather(k2)?);
+        self.queue.enqueue_from_all_ranks(k_global, ctx.world)?;
+        self.dense_queue.enqueue_from_all_ranks(k2, ctx.world)?;
         Ok((loss, terms))
     }
 

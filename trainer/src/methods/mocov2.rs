@@ -181,7 +181,7 @@ impl<E: MocoEncoder> Method for Moco<E> {
         )?;
         let k = l2_normalize(k, 1).detach();
         let loss = info_nce(q, k.clone(), self.queue.keys.clone(), self.cfg.temperature);
-        self.queue.enqueue(ctx.world.all_gather(k)?);
+        self.queue.enqueue_from_all_ranks(k, ctx.world)?;
         Ok((loss, LossTerms::new()))
     }
 

@@ -168,7 +168,7 @@ impl Method for PatchMoco {
             .collect();
         let device = k.device();
         let picked = cell_rows(k).select(0, Tensor::<1, Int>::from_ints(rows.as_slice(), &device));
-        self.queue.enqueue(ctx.world.all_gather(picked)?);
+        self.queue.enqueue_from_all_ranks(picked, ctx.world)?;
         Ok((loss, terms))
     }
 
