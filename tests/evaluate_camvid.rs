@@ -6,32 +6,12 @@
 //! quickly with the dead side named and no segment left, as in pretraining.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 mod common;
 
 fn camvid() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/camvid")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn losses(metrics: &Path) -> Vec<f64> {
-    std::fs::read_to_string(metrics)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
-        .collect()
 }
 
 const SEGMENTATION: &str = r#"(
@@ -140,9 +120,9 @@ fn evaluate_random_init(dir: &Path, cfg: &Path) -> (PathBuf, String, serde_json:
         .env("DENSEPRE_CACHE_DIR", dir.join("cache"))
         .output()
         .unwrap();
-    let t = text(&o);
+    let t = common::text(&o);
     assert!(o.status.success(), "{t}");
-    let loss = losses(&out.join("random/finetune/metrics.jsonl"));
+    let loss = common::metric_losses(&out.join("random/finetune/metrics.jsonl"));
     assert_eq!(loss.len(), 60);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (early, late) = (mean(&loss[..10]), mean(&loss[50..]));
@@ -185,22 +165,6 @@ fn fine_tuning_lowers_the_loss_and_beats_the_majority_class() {
     // The prediction sheet: three 480-wide tiles per row, one row per image.
     let sheet = image::open(out.join("random/val/predictions.png")).unwrap();
     assert_eq!(sheet.width(), 3 * 480 + 4 * 4);
-}
-
-fn launch(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
-    common::workspace_bin("loader", "loader");
-    common::workspace_bin("trainer", "trainer");
-    let mut c = Command::new(common::workspace_bin("tools", "launch"));
-    c.arg("--config")
-        .arg(cfg)
-        .arg("--out-dir")
-        .arg(out)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .env("DENSEPRE_CACHE_DIR", out.join("cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
 }
 
 /// The prototype head through the same processes: the loss (CE + PPC + PPD) falls, validation
@@ -256,8 +220,10 @@ fn resumes_exactly(dir: &Path, segmentation: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = finetune_config_with(dir, segmentation);
     let run = |out: &str, extra: &[&str]| {
-        let o = launch(&cfg, &dir.join(out), extra).output().unwrap();
-        assert!(o.status.success(), "{}", text(&o));
+        let o = common::launch_command(&cfg, &dir.join(out), extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::text(&o));
     };
     run("full", &["--max-steps", "6"]);
     run("split", &["--max-steps", "3"]);
@@ -267,8 +233,8 @@ fn resumes_exactly(dir: &Path, segmentation: &str) -> String {
         &["--max-steps", "6", "--resume", ck.to_str().unwrap()],
     );
     let (a, b) = (
-        losses(&dir.join("full/metrics.jsonl")),
-        losses(&dir.join("split/metrics.jsonl")),
+        common::metric_losses(&dir.join("full/metrics.jsonl")),
+        common::metric_losses(&dir.join("split/metrics.jsonl")),
     );
     assert_eq!((a.len(), b.len()), (6, 6));
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
@@ -285,7 +251,7 @@ fn killing_either_side_during_fine_tuning_ends_the_pair() {
     let dir = common::tempdir("evaluate", "kill");
     let cfg = finetune_config(&dir);
     for which in [0, 1] {
-        let l = launch(
+        let l = common::launch_command(
             &cfg,
             &dir.join(format!("out{which}")),
             &["--max-steps", "100000"],

@@ -11,14 +11,6 @@ fn tempdir(tag: &str) -> common::Scratch {
     common::tempdir("launch-methods", tag)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Runs `launch` for `steps` steps; the caller checks the outcome.
 fn try_launch(cfg: &Path, out: &Path, steps: usize) -> Output {
     Command::new(common::workspace_bin("tools", "launch"))
@@ -38,7 +30,7 @@ fn try_launch(cfg: &Path, out: &Path, steps: usize) -> Output {
 /// [`try_launch`] that must succeed.
 fn launch(cfg: &Path, out: &Path, steps: usize) -> Output {
     let o = try_launch(cfg, out, steps);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", common::text(&o));
     o
 }
 
@@ -79,7 +71,7 @@ fn soco_trains_from_a_precomputed_store() {
         .env("DENSEPRE_CACHE_DIR", dir.join("cache"))
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", common::text(&o));
     let cfg = write(
         &dir,
         "soco.ron",
@@ -101,7 +93,11 @@ fn soco_trains_from_a_precomputed_store() {
     let out = dir.join("out");
     let o = launch(&cfg, &out, 30);
     // No "no entry for" warnings: every image found its proposals in the store.
-    assert!(!text(&o).contains("no entry for"), "{}", text(&o));
+    assert!(
+        !common::text(&o).contains("no entry for"),
+        "{}",
+        common::text(&o)
+    );
     let loss = series(&out, "loss");
     let (v12, v13) = (series(&out, "v1_v2"), series(&out, "v1_v3"));
     assert_eq!(loss.len(), 30);
@@ -128,8 +124,12 @@ fn export_soco_for_detectron2(ckpt: &Path, dir: &Path) {
             .arg(out)
             .output()
             .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-        assert!(text(&o).contains("from soco checkpoint"), "{}", text(&o));
+        assert!(o.status.success(), "{}", common::text(&o));
+        assert!(
+            common::text(&o).contains("from soco checkpoint"),
+            "{}",
+            common::text(&o)
+        );
     };
     let pkl = dir.join("soco_d2.pkl");
     export("detectron2", &pkl);
@@ -201,10 +201,10 @@ fn cp2_quick_tuning_from_a_mocov2_checkpoint_lowers_its_loss() {
     // ResNet-18 has 100 tensors (20 convs, 20 BNs × γ, β, running mean and variance); every one
     // comes from the checkpoint, the ASPP head and projection start fresh.
     assert!(
-        text(&o).contains("quick tuning: 100 backbone tensors loaded")
-            && text(&o).contains("fresh (aspp, projection)"),
+        common::text(&o).contains("quick tuning: 100 backbone tensors loaded")
+            && common::text(&o).contains("fresh (aspp, projection)"),
         "{}",
-        text(&o)
+        common::text(&o)
     );
     let (ins, dense) = (series(&out, "instance"), series(&out, "dense"));
     assert!(ins.iter().chain(&dense).all(|v| v.is_finite()));
@@ -227,9 +227,9 @@ fn cp2_quick_tuning_from_a_mocov2_checkpoint_lowers_its_loss() {
     let o = try_launch(&bad, &dir.join("bad"), 1);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("the checkpoint's backbone is R18, this run's is R50"),
+        common::text(&o).contains("the checkpoint's backbone is R18, this run's is R50"),
         "{}",
-        text(&o)
+        common::text(&o)
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -251,7 +251,7 @@ fn assert_resume_reproduces(cfg: &Path, dir: &Path, split: usize, total: usize) 
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", common::text(&o));
     let (a, b) = (
         series(&dir.join("full"), "loss"),
         series(&dir.join("split"), "loss"),

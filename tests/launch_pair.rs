@@ -3,7 +3,6 @@
 //! with a non-zero exit and nothing left in /dev/shm.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 mod common;
 
@@ -13,13 +12,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn bins() -> PathBuf {
-    // launch finds loader and trainer next to itself.
-    common::workspace_bin("loader", "loader");
-    common::workspace_bin("trainer", "trainer");
-    common::workspace_bin("tools", "launch")
 }
 
 fn tempdir(tag: &str) -> common::Scratch {
@@ -60,27 +52,6 @@ fn config_sized(
     p
 }
 
-fn launch(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(bins());
-    c.arg("--config")
-        .arg(cfg)
-        .arg("--out-dir")
-        .arg(out)
-        .args(extra);
-    c.env("DENSEPRE_CACHE_DIR", out.join("cache"))
-        .env("RUST_LOG", "warn");
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn losses(metrics: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(metrics)
         .unwrap()
@@ -102,10 +73,10 @@ fn pretraining_run_lowers_the_loss() {
     // steps the fall was within the noise on libtorch's initialisation (0.02), over 200 it is 0.19
     // on libtorch and 0.21 on flex.
     let cfg = config_sized(&dir, "lower", 16, 0.1, 32, 64, 16);
-    let out = launch(&cfg, &dir.join("out"), &["--max-steps", "200"])
+    let out = common::launch_command(&cfg, &dir.join("out"), &["--max-steps", "200"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", common::text(&out));
     let l = losses(&dir.join("out/metrics.jsonl"));
     assert_eq!(l.len(), 200);
     let mean = |s: &[(u64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
@@ -122,23 +93,23 @@ fn resumed_run_reproduces_the_uninterrupted_losses() {
     let _serial = serial();
     let dir = tempdir("resume");
     let cfg = config(&dir, "resume", 64, 0.03, 96);
-    let full = launch(&cfg, &dir.join("full"), &["--max-steps", "16"])
+    let full = common::launch_command(&cfg, &dir.join("full"), &["--max-steps", "16"])
         .output()
         .unwrap();
-    assert!(full.status.success(), "{}", text(&full));
-    let first = launch(&cfg, &dir.join("split"), &["--max-steps", "9"])
+    assert!(full.status.success(), "{}", common::text(&full));
+    let first = common::launch_command(&cfg, &dir.join("split"), &["--max-steps", "9"])
         .output()
         .unwrap();
-    assert!(first.status.success(), "{}", text(&first));
+    assert!(first.status.success(), "{}", common::text(&first));
     let ck = dir.join("split/last.ckpt");
-    let second = launch(
+    let second = common::launch_command(
         &cfg,
         &dir.join("split"),
         &["--max-steps", "16", "--resume", ck.to_str().unwrap()],
     )
     .output()
     .unwrap();
-    assert!(second.status.success(), "{}", text(&second));
+    assert!(second.status.success(), "{}", common::text(&second));
     let a = losses(&dir.join("full/metrics.jsonl"));
     let b = losses(&dir.join("split/metrics.jsonl"));
     assert_eq!(a.len(), 16);
@@ -159,7 +130,7 @@ fn kill_side(which: usize) {
     let _serial = serial();
     let dir = tempdir(&format!("kill{which}"));
     let cfg = config(&dir, &format!("kill{which}"), 64, 0.03, 96);
-    let l = launch(&cfg, &dir.join("out"), &["--max-steps", "100000"])
+    let l = common::launch_command(&cfg, &dir.join("out"), &["--max-steps", "100000"])
         .spawn()
         .unwrap();
     common::kill_side_and_check(l, which);
@@ -196,19 +167,19 @@ fn densecl_trains_end_to_end_and_resumes() {
         ),
     )
     .unwrap();
-    let out = launch(&p, &dir.join("out"), &["--max-steps", "4"])
+    let out = common::launch_command(&p, &dir.join("out"), &["--max-steps", "4"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", common::text(&out));
     let ck = dir.join("out/last.ckpt");
-    let out = launch(
+    let out = common::launch_command(
         &p,
         &dir.join("out"),
         &["--max-steps", "6", "--resume", ck.to_str().unwrap()],
     )
     .output()
     .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", common::text(&out));
     let lines = std::fs::read_to_string(dir.join("out/metrics.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = lines
         .lines()
@@ -253,11 +224,11 @@ fn a_configured_segment_directory_is_used_by_both_sides() {
             "checkpoint_every: 1000, max_steps: Some(3))",
         );
     std::fs::write(&cfg, text_cfg).unwrap();
-    let out = launch(&cfg, &dir.join("out"), &[])
+    let out = common::launch_command(&cfg, &dir.join("out"), &[])
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = common::text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
         all.contains(&format!("{}/shmdir-", shm.display())),
@@ -277,12 +248,12 @@ fn a_panicking_loader_worker_ends_the_pair_promptly() {
     let _serial = serial();
     let dir = tempdir("panic");
     let cfg = config(&dir, "panic", 64, 0.03, 32);
-    let mut cmd = launch(&cfg, &dir.join("out"), &[]);
+    let mut cmd = common::launch_command(&cfg, &dir.join("out"), &[]);
     cmd.env("DENSEPRE_TEST_WORKER_PANIC_AT", "20");
     let t = std::time::Instant::now();
     let out = cmd.output().unwrap();
     let took = t.elapsed();
-    let all = text(&out);
+    let all = common::text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     // Startup of both processes and the first batches included; a hang would never end.
     assert!(
@@ -332,10 +303,10 @@ fn a_header_cut_before_sos_is_skipped_and_the_run_finishes() {
         &data.display().to_string(),
     );
     std::fs::write(&cfg, text_cfg).unwrap();
-    let mut cmd = launch(&cfg, &dir.join("out"), &["--max-steps", "6"]);
+    let mut cmd = common::launch_command(&cfg, &dir.join("out"), &["--max-steps", "6"]);
     let t = std::time::Instant::now();
     let out = cmd.output().unwrap();
-    let all = text(&out);
+    let all = common::text(&out);
     assert!(out.status.success(), "{all}");
     assert!(t.elapsed() < std::time::Duration::from_secs(60), "{all}");
     assert!(

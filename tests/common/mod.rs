@@ -1,7 +1,7 @@
 //! Helpers shared by the cross-process tests.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -149,24 +149,13 @@ pub fn pid_is_zombie(pid: u32) -> bool {
 #[allow(dead_code)]
 pub fn kill_side_and_check(mut launch: std::process::Child, which: usize) {
     use std::io::Read;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let (loader, trainer, seg) = child_pids(&mut launch);
     std::thread::sleep(Duration::from_millis(2500));
     let victim = if which == 0 { loader } else { trainer };
     // SAFETY: kill(2) on a pid this test's launch spawned.
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = launch.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "launch still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let took = t.elapsed();
+    let (status, took) = wait_for_exit(&mut launch, Duration::from_secs(15));
     let mut err = String::new();
     launch
         .stderr
@@ -191,5 +180,65 @@ pub fn kill_side_and_check(mut launch: std::process::Child, which: usize) {
             unsafe { libc::kill(pid as i32, 0) } != 0 || pid_is_zombie(pid),
             "pid {pid} still alive"
         );
+    }
+}
+
+/// A finished command's stdout then stderr, for assertion messages.
+#[allow(dead_code)]
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The `loss` of every step in a run's metrics.jsonl.
+#[allow(dead_code)]
+pub fn metric_losses(metrics: &Path) -> Vec<f64> {
+    std::fs::read_to_string(metrics)
+        .unwrap_or_else(|e| panic!("{}: {e}", metrics.display()))
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// `launch --config cfg --out-dir out extra…` with the loader and trainer built beside it,
+/// quiet logs, a cache under `out` and both streams piped.
+#[allow(dead_code)]
+pub fn launch_command(cfg: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    workspace_bin("loader", "loader");
+    workspace_bin("trainer", "trainer");
+    let mut c = std::process::Command::new(workspace_bin("tools", "launch"));
+    c.arg("--config")
+        .arg(cfg)
+        .arg("--out-dir")
+        .arg(out)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env("DENSEPRE_CACHE_DIR", out.join("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// Waits for `child` to end, failing the test if it is still running after `limit`; returns its
+/// status and how long it took.
+#[allow(dead_code)]
+pub fn wait_for_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> (std::process::ExitStatus, std::time::Duration) {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return (s, t.elapsed());
+        }
+        assert!(t.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
